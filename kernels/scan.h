@@ -1,0 +1,78 @@
+/* The scan pass: for pairs of equally typed and shaped tensors A and B, count what changed.
+ *
+ * One C API, two backends: scan_cpu.c (SIMD chosen at run time, threads) and, later, scan.cu.
+ * The definitions (docs/metrics.md) for a pair of elements a, b:
+ *   changed       stored bits differ, except that +0 and -0 of a float type are equal;
+ *   nonfinite     a or b is NaN or +-Inf;
+ *   changed_tol   finite pair with |b - a| > tol (difference of the decoded values, in double),
+ *                 or nonfinite pair whose bits differ;
+ *   changed_rtol  finite pair with |b - a| > rtol * max(|a|, |b|), or nonfinite with bits differing.
+ * Integer and BOOL elements are always finite and decode to their value.
+ *
+ * Counts are exact and the same on every backend, SIMD level and thread count. Floating-point
+ * sums are accumulated per fixed chunk of SCAN_CHUNK_ELEMS elements and merged in chunk order, so
+ * they do not depend on the thread count either. */
+#ifndef SS_SCAN_H
+#define SS_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/dtype.h"
+
+#define SCAN_MAX_TOL 16
+#define SCAN_CHUNK_ELEMS ((size_t)1 << 20)
+
+typedef struct ScanConfig {
+    size_t ntol;
+    double tol[SCAN_MAX_TOL]; /* absolute tolerances, each >= 0 */
+    int has_rtol;
+    double rtol;              /* relative probe eta >= 0, used when has_rtol */
+} ScanConfig;
+
+typedef struct ScanCounts {
+    uint64_t numel;
+    uint64_t changed;
+    uint64_t nonfinite;
+    uint64_t changed_tol[SCAN_MAX_TOL];
+    uint64_t changed_rtol;
+    double max_abs_delta; /* max |b - a| over finite pairs; 0 when there are none */
+    double sum_sq_delta;  /* sum of (b - a)^2 over finite pairs */
+    double sum_sq_a;      /* sum of a^2 over finite elements of A */
+} ScanCounts;
+
+/* One tensor pair to scan: numel elements of dtype at a and at b (may be 0). */
+typedef struct ScanJob {
+    DType dtype;
+    const void *a;
+    const void *b;
+    uint64_t numel;
+} ScanJob;
+
+/* Called on the calling thread between batches: bytes of A and B scanned so far, and in all. */
+typedef void (*ScanProgressFn)(void *ctx, uint64_t bytes_done, uint64_t bytes_total);
+
+void scan_counts_init(ScanCounts *c);
+/* dst += src: counts add, max takes the larger, sums add (in this order: dst then src). */
+void scan_counts_merge(ScanCounts *dst, const ScanCounts *src);
+
+/* Scans n elements single-threaded with the best SIMD path for this CPU; adds into *out
+ * (which the caller initialised). n must be <= SCAN_CHUNK_ELEMS for sums to match scan_jobs_cpu. */
+void scan_block(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
+                ScanCounts *out);
+
+/* The portable element-by-element reference path, same contract as scan_block. */
+void scan_block_portable(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
+                         ScanCounts *out);
+
+/* Name of the SIMD path scan_block uses here: "avx512", "avx2" or "portable". Setting the
+ * environment variable SS_SCAN_ISA to one of these (a level this CPU has) forces it. */
+const char *scan_isa_name(void);
+
+/* Scans every job on `threads` threads (0: all cores), writing results[i] for jobs[i]. Anonymous
+ * memory used is O(threads), independent of the tensor sizes. progress may be NULL.
+ * Returns 0, or SS_EOUTPUT if threads or memory could not be had. */
+int scan_jobs_cpu(const ScanConfig *cfg, const ScanJob *jobs, size_t njobs, int threads,
+                  ScanCounts *results, ScanProgressFn progress, void *progress_ctx);
+
+#endif
