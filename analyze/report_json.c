@@ -1,0 +1,95 @@
+/* The --json report of sparsity-scan (schema in docs/cli.md). */
+#include "analyze/report.h"
+
+#include "analyze/json_writer.h"
+
+static void write_counts(JsonWriter *w, const ScanReport *r, const ScanCounts *c)
+{
+    char key[64];
+    jw_key(w, "numel");
+    jw_uint(w, c->numel);
+    jw_key(w, "changed");
+    jw_uint(w, c->changed);
+    jw_key(w, "sparsity");
+    jw_double(w, scan_sparsity(c));
+    jw_key(w, "nonfinite");
+    jw_uint(w, c->nonfinite);
+    jw_key(w, "changed_tol");
+    jw_object_begin(w);
+    for (size_t k = 0; k < r->cfg.ntol; k++) {
+        scan_tol_key(r->cfg.tol[k], key, sizeof key);
+        jw_key(w, key);
+        jw_uint(w, c->changed_tol[k]);
+    }
+    jw_object_end(w);
+    if (r->cfg.has_rtol) {
+        jw_key(w, "changed_rtol");
+        jw_uint(w, c->changed_rtol);
+    }
+    jw_key(w, "max_abs_delta");
+    jw_double(w, c->max_abs_delta);
+    jw_key(w, "l2_delta");
+    jw_double(w, scan_l2_delta(c));
+    jw_key(w, "rel_l2_delta");
+    jw_double(w, scan_rel_l2_delta(c)); /* null when ||A|| = 0 */
+}
+
+static void write_names(JsonWriter *w, const char *key, const char *const *names, size_t n)
+{
+    jw_key(w, key);
+    jw_array_begin(w);
+    for (size_t i = 0; i < n; i++)
+        jw_string(w, names[i]);
+    jw_array_end(w);
+}
+
+void report_write_json(FILE *f, const ScanReport *r)
+{
+    JsonWriter w;
+    jw_init(&w, f, 1);
+    jw_object_begin(&w);
+    jw_key(&w, "schema");
+    jw_string(&w, REPORT_JSON_SCHEMA);
+    jw_key(&w, "a");
+    jw_string(&w, r->path_a);
+    jw_key(&w, "b");
+    jw_string(&w, r->path_b);
+    jw_key(&w, "tolerances");
+    jw_array_begin(&w);
+    for (size_t k = 0; k < r->cfg.ntol; k++)
+        jw_double(&w, r->cfg.tol[k]);
+    jw_array_end(&w);
+    if (r->cfg.has_rtol) {
+        jw_key(&w, "rtol");
+        jw_double(&w, r->cfg.rtol);
+    }
+    jw_key(&w, "totals");
+    jw_object_begin(&w);
+    write_counts(&w, r, &r->total);
+    jw_object_end(&w);
+
+    jw_key(&w, "tensors");
+    jw_array_begin(&w);
+    for (size_t i = 0; i < r->pairs.npairs; i++) {
+        const StTensor *t = r->pairs.pairs[i].a;
+        jw_object_begin(&w);
+        jw_key(&w, "name");
+        jw_string(&w, t->name);
+        jw_key(&w, "dtype");
+        jw_string(&w, dtype_name(t->dtype));
+        jw_key(&w, "shape");
+        jw_array_begin(&w);
+        for (int d = 0; d < t->ndim; d++)
+            jw_uint(&w, t->shape[d]);
+        jw_array_end(&w);
+        write_counts(&w, r, &r->counts[i]);
+        jw_object_end(&w);
+    }
+    jw_array_end(&w);
+
+    write_names(&w, "only_in_a", r->pairs.only_a, r->pairs.nonly_a);
+    write_names(&w, "only_in_b", r->pairs.only_b, r->pairs.nonly_b);
+    write_names(&w, "mismatched", r->pairs.mismatched, r->pairs.nmismatched);
+    jw_object_end(&w);
+    fputc('\n', f);
+}

@@ -1,0 +1,104 @@
+/* The human-readable report of sparsity-scan: a summary, a table of tensors with the least
+ * sparse first, and a totals line. */
+#include "analyze/report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Row {
+    double sparsity;
+    const char *name;
+    size_t index;  /* into r->pairs.pairs / r->counts */
+} Row;
+
+static int row_compare(const void *x, const void *y)
+{
+    const Row *p = x, *q = y;
+    if (p->sparsity != q->sparsity)
+        return p->sparsity < q->sparsity ? -1 : 1;
+    return strcmp(p->name, q->name);
+}
+
+static void print_header(FILE *f, const ScanReport *r)
+{
+    char key[64];
+    fprintf(f, "%10s %15s %15s", "sparsity", "changed", "numel");
+    for (size_t k = 0; k < r->cfg.ntol; k++) {
+        char col[80];
+        scan_tol_key(r->cfg.tol[k], key, sizeof key);
+        snprintf(col, sizeof col, ">%s", key);
+        fprintf(f, " %15s", col);
+    }
+    if (r->cfg.has_rtol) {
+        char col[80];
+        scan_tol_key(r->cfg.rtol, key, sizeof key);
+        snprintf(col, sizeof col, ">%s*max", key);
+        fprintf(f, " %15s", col);
+    }
+    fprintf(f, " %9s %11s %11s  %-5s %-14s %s\n", "nonfinite", "max|B-A|", "|B-A|/|A|", "dtype",
+            "shape", "name");
+}
+
+static void print_counts(FILE *f, const ScanReport *r, const ScanCounts *c)
+{
+    fprintf(f, "%9.4f%% %15llu %15llu", 100.0 * scan_sparsity(c), (unsigned long long)c->changed,
+            (unsigned long long)c->numel);
+    for (size_t k = 0; k < r->cfg.ntol; k++)
+        fprintf(f, " %15llu", (unsigned long long)c->changed_tol[k]);
+    if (r->cfg.has_rtol)
+        fprintf(f, " %15llu", (unsigned long long)c->changed_rtol);
+    double rel = scan_rel_l2_delta(c);
+    fprintf(f, " %9llu %11.4g ", (unsigned long long)c->nonfinite, c->max_abs_delta);
+    if (isnan(rel))
+        fprintf(f, "%11s", "-");
+    else
+        fprintf(f, "%11.4g", rel);
+}
+
+static void print_names(FILE *f, const char *what, const char *const *names, size_t n)
+{
+    if (n == 0)
+        return;
+    fprintf(f, "%s (%zu):", what, n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? ", " : " ", names[i]);
+    fputc('\n', f);
+}
+
+void report_write_table(FILE *f, const ScanReport *r, size_t top)
+{
+    const PairList *pl = &r->pairs;
+    fprintf(f, "A: %s\nB: %s\n", r->path_a, r->path_b);
+    fprintf(f, "compared %zu tensors, %llu elements (%.3f GB of A+B in %.2f s)\n", pl->npairs,
+            (unsigned long long)r->total.numel, (double)r->bytes_scanned / 1e9, r->seconds);
+    print_names(f, "only in A", pl->only_a, pl->nonly_a);
+    print_names(f, "only in B", pl->only_b, pl->nonly_b);
+    print_names(f, "skipped, dtype or shape differ", pl->mismatched, pl->nmismatched);
+    fputc('\n', f);
+
+    Row *rows = malloc((pl->npairs ? pl->npairs : 1) * sizeof *rows);
+    if (!rows) {
+        fprintf(f, "(out of memory sorting the table)\n");
+        return;
+    }
+    for (size_t i = 0; i < pl->npairs; i++)
+        rows[i] = (Row){scan_sparsity(&r->counts[i]), pl->pairs[i].a->name, i};
+    qsort(rows, pl->npairs, sizeof *rows, row_compare);
+
+    size_t shown = top && top < pl->npairs ? top : pl->npairs;
+    print_header(f, r);
+    for (size_t k = 0; k < shown; k++) {
+        const StTensor *t = pl->pairs[rows[k].index].a;
+        char shape[128];
+        pairs_format_shape(t, shape, sizeof shape);
+        print_counts(f, r, &r->counts[rows[k].index]);
+        fprintf(f, "  %-5s %-14s %s\n", dtype_name(t->dtype), shape, t->name);
+    }
+    if (shown < pl->npairs)
+        fprintf(f, "... %zu more tensors, sparser than those above (--top 0 shows all)\n",
+                pl->npairs - shown);
+    print_counts(f, r, &r->total);
+    fprintf(f, "  %-5s %-14s %s\n", "", "", "TOTAL");
+    free(rows);
+}

@@ -1,0 +1,45 @@
+/* Scanning two checkpoints: match their tensors, run the scan pass over every shared pair, and
+ * keep per-tensor counts and totals for the reports (table, JSON). */
+#ifndef SS_SCAN_REPORT_H
+#define SS_SCAN_REPORT_H
+
+#include <stdint.h>
+
+#include "analyze/pairs.h"
+#include "formats/safetensors.h"
+#include "kernels/scan.h"
+
+typedef struct ScanOptions {
+    ScanConfig cfg;
+    int threads;              /* 0: all cores */
+    int skip_mismatched;
+    ScanProgressFn progress;  /* may be NULL */
+    void *progress_ctx;
+} ScanOptions;
+
+typedef struct ScanReport {
+    const char *path_a, *path_b;
+    ScanConfig cfg;
+    PairList pairs;           /* the compared pairs and the names left out */
+    ScanCounts *counts;       /* counts[i] for pairs.pairs[i] */
+    ScanCounts total;         /* merged over all pairs, in name order */
+    uint64_t bytes_scanned;   /* bytes of A plus B */
+    double seconds;           /* wall time of the scan pass */
+} ScanReport;
+
+/* Scans a against b. On success fills out (free with scan_report_free). */
+int scan_checkpoints(const StCheckpoint *a, const StCheckpoint *b, const ScanOptions *opt,
+                     ScanReport *out, SsError *err);
+void scan_report_free(ScanReport *r);
+
+/* 1 - changed/numel, and 1 for an empty tensor. */
+double scan_sparsity(const ScanCounts *c);
+/* ||B - A||_2 over finite pairs. */
+double scan_l2_delta(const ScanCounts *c);
+/* ||B - A||_2 / ||A||_2; NaN when ||A||_2 is 0. */
+double scan_rel_l2_delta(const ScanCounts *c);
+
+/* The key a tolerance has in reports: C's "%g" of it (1e-05). */
+void scan_tol_key(double tol, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,183 @@
+/* sparsity-scan: compares two checkpoints and reports, per tensor and in total, how many weights
+ * changed (exactly, at absolute tolerances, at a relative probe). A thin main: parse options,
+ * open, scan, print. Exit statuses are in usage() and docs/cli.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/progress.h"
+#include "analyze/report.h"
+#include "analyze/scan_report.h"
+#include "formats/safetensors.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: sparsity-scan A B [options]\n"
+"\n"
+"Counts which weights differ between checkpoints A and B, per tensor and in total.\n"
+"A and B are each a .safetensors file, a Hugging Face model folder with\n"
+"model.safetensors.index.json and its shards, or a folder holding model.safetensors.\n"
+"\n"
+"options:\n"
+"  --tol T[,T...]     absolute tolerances: count |B-A| > T (default 1e-5; up to %d)\n"
+"  --rtol ETA         also count |B-A| > ETA*max(|A|,|B|) (1e-3 equals bitwise for bf16)\n"
+"  --json             print the JSON report (schema sparsity-scan/1) instead of the table\n"
+"  --top N            table: show only the N least sparse tensors (default 0: all)\n"
+"  --threads N        worker threads (default 0: all cores)\n"
+"  --skip-mismatched  skip shared tensors whose dtype or shape differ instead of failing\n"
+"  --quiet            no progress bar\n"
+"  -h, --help         this help\n"
+"  --version          print the version\n"
+"\n"
+"definitions (docs/metrics.md): changed = stored bits differ (+0 and -0 equal);\n"
+"sparsity = 1 - changed/numel; tolerances compare the exact difference in double;\n"
+"pairs with NaN or Inf count as nonfinite, and as changed when their bits differ.\n"
+"\n"
+"exit status: 0 ok, 1 usage error, 2 unreadable or malformed input,\n"
+"3 incompatible checkpoints (dtype or shape differ for a shared tensor),\n"
+"4 cannot write output or out of memory.\n",
+            SCAN_MAX_TOL);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "sparsity-scan: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'sparsity-scan --help'.\n");
+    return 1;
+}
+
+/* Parses a finite, non-negative number filling all of s. */
+static int parse_nonneg(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_tolerances(const char *arg, ScanConfig *cfg)
+{
+    char buf[1024];
+    if (strlen(arg) >= sizeof buf)
+        return usage_error("--tol list too long: %s", arg);
+    strcpy(buf, arg);
+    cfg->ntol = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        double v;
+        if (parse_nonneg(tok, &v))
+            return usage_error("--tol: '%s' is not a non-negative number", tok);
+        if (cfg->ntol == SCAN_MAX_TOL)
+            return usage_error("--tol: at most 16 tolerances (%s)", arg);
+        char key[64], other[64];
+        scan_tol_key(v, key, sizeof key);
+        for (size_t k = 0; k < cfg->ntol; k++) {
+            scan_tol_key(cfg->tol[k], other, sizeof other);
+            if (strcmp(key, other) == 0)
+                return usage_error("--tol: tolerance %s given twice", key);
+        }
+        cfg->tol[cfg->ntol++] = v;
+    }
+    if (cfg->ntol == 0)
+        return usage_error("--tol: no tolerance in '%s'", arg);
+    return 0;
+}
+
+static int parse_count(const char *s, const char *opt, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE || v < 0 || v > 1000000)
+        return usage_error("%s needs a count from 0 to 1000000", opt);
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"tol", required_argument, NULL, OPT_TOL},
+        {"rtol", required_argument, NULL, OPT_RTOL},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"top", required_argument, NULL, OPT_TOP},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"skip-mismatched", no_argument, NULL, OPT_SKIP},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    ScanOptions opt = {.cfg = {.ntol = 1, .tol = {1e-5}}};
+    int json = 0, quiet = 0;
+    long top = 0, threads = 0;
+    opterr = 0;
+    for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
+        switch (c) {
+        case OPT_TOL:
+            if (parse_tolerances(optarg, &opt.cfg))
+                return 1;
+            break;
+        case OPT_RTOL:
+            if (parse_nonneg(optarg, &opt.cfg.rtol))
+                return usage_error("--rtol: '%s' is not a non-negative number", optarg);
+            opt.cfg.has_rtol = 1;
+            break;
+        case OPT_JSON: json = 1; break;
+        case OPT_TOP:
+            if (parse_count(optarg, "--top", &top))
+                return 1;
+            break;
+        case OPT_THREADS:
+            if (parse_count(optarg, "--threads", &threads))
+                return 1;
+            break;
+        case OPT_SKIP: opt.skip_mismatched = 1; break;
+        case OPT_QUIET: quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case OPT_VERSION: printf("sparsity-scan %s\n", SS_VERSION); return 0;
+        default:
+            return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2)
+        return usage_error("%s", "needs exactly two checkpoints, A and B");
+    opt.threads = (int)threads;
+
+    SsError err = {0};
+    StCheckpoint *a = NULL, *b = NULL;
+    int rc = st_open(argv[optind], &a, &err);
+    if (rc == 0)
+        rc = st_open(argv[optind + 1], &b, &err);
+    Progress progress;
+    ScanReport report;
+    if (rc == 0) {
+        progress_init(&progress, !quiet);
+        opt.progress = progress_update;
+        opt.progress_ctx = &progress;
+        rc = scan_checkpoints(a, b, &opt, &report, &err);
+        progress_finish(&progress);
+    }
+    if (rc == 0) {
+        if (json)
+            report_write_json(stdout, &report);
+        else
+            report_write_table(stdout, &report, (size_t)top);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            rc = ss_err(&err, SS_EOUTPUT, "cannot write the report to standard output");
+        scan_report_free(&report);
+    }
+    if (rc)
+        fprintf(stderr, "sparsity-scan: %s\n", err.msg);
+    st_close(b);
+    st_close(a);
+    return ss_exit_status(rc);
+}
