@@ -13,6 +13,7 @@
 #ifndef SS_SAFETENSORS_H
 #define SS_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,7 @@
 #include "formats/ss_error.h"
 
 #define ST_MAX_HEADER_BYTES 100000000ull /* the reference implementation's limit */
+#define ST_MAX_NDIM 1024 /* most dimensions a shape may have, reading or writing (ours, stricter) */
 
 typedef struct StTensor {
     const char *name;     /* UTF-8, no NUL inside; owned by the StFile */
@@ -74,6 +76,11 @@ void st_close(StCheckpoint *ck);
 /* Binary search by name; NULL when absent. */
 const StTensor *st_find(const StCheckpoint *ck, const char *name);
 
+/* Element and byte counts of a tensor of dtype dt and shape shape[0..ndim) (numel is 1 for ndim 0).
+ * Returns false, leaving the outputs unspecified, when dt is unknown, ndim is negative or a count
+ * overflows 64 bits. Either output may be NULL. */
+bool st_shape_nbytes(DType dt, int ndim, const uint64_t *shape, uint64_t *numel, uint64_t *nbytes);
+
 /* ---- writing ---- */
 
 typedef struct StTensorSpec {
@@ -87,9 +94,16 @@ typedef struct StWriter StWriter;
 
 /* Starts writing path: the header lists specs in the given order with contiguous offsets, padded
  * with spaces to a multiple of 8 bytes as the reference writer does. meta may be NULL. Data must
- * then be appended with st_writer_put, in spec order, exactly the total byte count. */
+ * then be appended with st_writer_put, in spec order, exactly the total byte count.
+ * Errors: SS_EUSAGE for bad specs (unknown dtype, ndim < 0 or > ST_MAX_NDIM, a count or offset
+ * overflowing 64 bits or INT64_MAX, a duplicate name, the name "__metadata__", a name or metadata
+ * string that is not UTF-8, a duplicate metadata key, a header over ST_MAX_HEADER_BYTES);
+ * SS_EOUTPUT when the temporary file cannot be created or written, or out of memory. */
 int st_writer_open(const char *path, const StTensorSpec *specs, size_t nspecs, const StMeta *meta,
                    size_t nmeta, StWriter **out, SsError *err);
+/* Appends len bytes (any split: a few MB a call is efficient). Errors: SS_EUSAGE when the data
+ * would exceed the declared total, SS_EOUTPUT when writing fails; either way the temporary file is
+ * removed and every later call fails, but w must still be freed with st_writer_abort (or close). */
 int st_writer_put(StWriter *w, const void *bytes, size_t len, SsError *err);
 /* Checks the byte count, flushes, fsyncs and renames into place; frees w either way. */
 int st_writer_close(StWriter *w, SsError *err);

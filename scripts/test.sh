@@ -16,7 +16,12 @@ if ! bash scripts/build.sh --test; then
 fi
 if ! PYTHONPATH="$build_dir/pydeps" /usr/bin/python3 -c "import safetensors" 2>/dev/null; then
   /usr/bin/python3 -m pip install -q --disable-pip-version-check --target "$build_dir/pydeps" \
-    safetensors 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+    safetensors 2>&1 | grep -v "Running pip as the 'root' user" >&2
+  if ! PYTHONPATH="$build_dir/pydeps" /usr/bin/python3 -c "import safetensors" 2>/dev/null; then
+    echo "test.sh: cannot install the safetensors oracle from PyPI" >&2
+    summary 0 1 0
+    exit 1
+  fi
 fi
 
 meson test -C "$build_dir" --print-errorlogs --num-processes 2 "$@"
