@@ -40,10 +40,20 @@ static void print_header(FILE *f, const ScanReport *r)
             "shape", "name");
 }
 
+/* Sparsity as a percentage with 4 decimals, never shown as 100% while something changed. */
+static void print_sparsity(FILE *f, const ScanCounts *c)
+{
+    double pct = 100.0 * scan_sparsity(c);
+    if (c->changed > 0 && pct >= 99.99995)
+        fprintf(f, "%10s", ">99.9999%");
+    else
+        fprintf(f, "%9.4f%%", pct);
+}
+
 static void print_counts(FILE *f, const ScanReport *r, const ScanCounts *c)
 {
-    fprintf(f, "%9.4f%% %15llu %15llu", 100.0 * scan_sparsity(c), (unsigned long long)c->changed,
-            (unsigned long long)c->numel);
+    print_sparsity(f, c);
+    fprintf(f, " %15llu %15llu", (unsigned long long)c->changed, (unsigned long long)c->numel);
     for (size_t k = 0; k < r->cfg.ntol; k++)
         fprintf(f, " %15llu", (unsigned long long)c->changed_tol[k]);
     if (r->cfg.has_rtol)

@@ -13,6 +13,9 @@
 #include "analyze/scan_report.h"
 #include "formats/safetensors.h"
 
+/* More threads than this only costs start-up time: the scan is bound by memory bandwidth. */
+#define SCAN_MAX_THREADS 1024
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -27,7 +30,7 @@ static void usage(FILE *f)
 "  --rtol ETA         also count |B-A| > ETA*max(|A|,|B|) (1e-3 equals bitwise for bf16)\n"
 "  --json             print the JSON report (schema sparsity-scan/1) instead of the table\n"
 "  --top N            table: show only the N least sparse tensors (default 0: all)\n"
-"  --threads N        worker threads (default 0: all cores)\n"
+"  --threads N        worker threads, at most %d (default 0: all cores)\n"
 "  --skip-mismatched  skip shared tensors whose dtype or shape differ instead of failing\n"
 "  --quiet            no progress bar\n"
 "  -h, --help         this help\n"
@@ -40,7 +43,7 @@ static void usage(FILE *f)
 "exit status: 0 ok, 1 usage error, 2 unreadable or malformed input,\n"
 "3 incompatible checkpoints (dtype or shape differ for a shared tensor),\n"
 "4 cannot write output or out of memory.\n",
-            SCAN_MAX_TOL);
+            SCAN_MAX_TOL, SCAN_MAX_THREADS);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -70,7 +73,10 @@ static int parse_tolerances(const char *arg, ScanConfig *cfg)
         return usage_error("--tol list too long: %s", arg);
     strcpy(buf, arg);
     cfg->ntol = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = buf, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next)
+            *next++ = '\0';
         double v;
         if (parse_nonneg(tok, &v))
             return usage_error("--tol: '%s' is not a non-negative number", tok);
@@ -85,22 +91,23 @@ static int parse_tolerances(const char *arg, ScanConfig *cfg)
         }
         cfg->tol[cfg->ntol++] = v;
     }
-    if (cfg->ntol == 0)
-        return usage_error("--tol: no tolerance in '%s'", arg);
     return 0;
 }
 
-static int parse_count(const char *s, const char *opt, long *out)
+/* Parses a count in [0, max] filling all of s. */
+static int parse_count(const char *s, const char *opt, long max, long *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || v < 0 || v > 1000000)
-        return usage_error("%s needs a count from 0 to 1000000", opt);
+    if (end == s || *end != '\0' || errno == ERANGE || v < 0 || v > max) {
+        fprintf(stderr, "sparsity-scan: %s needs a whole number from 0 to %ld\n", opt, max);
+        fprintf(stderr, "Try 'sparsity-scan --help'.\n");
+        return 1;
+    }
     *out = v;
     return 0;
 }
-
 int main(int argc, char **argv)
 {
     enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION };
@@ -133,11 +140,11 @@ int main(int argc, char **argv)
             break;
         case OPT_JSON: json = 1; break;
         case OPT_TOP:
-            if (parse_count(optarg, "--top", &top))
+            if (parse_count(optarg, "--top", 1000000000, &top))
                 return 1;
             break;
         case OPT_THREADS:
-            if (parse_count(optarg, "--threads", &threads))
+            if (parse_count(optarg, "--threads", SCAN_MAX_THREADS, &threads))
                 return 1;
             break;
         case OPT_SKIP: opt.skip_mismatched = 1; break;
