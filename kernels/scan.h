@@ -57,7 +57,9 @@ void scan_counts_init(ScanCounts *c);
 void scan_counts_merge(ScanCounts *dst, const ScanCounts *src);
 
 /* Scans n elements single-threaded with the best SIMD path for this CPU; adds into *out
- * (which the caller initialised). n must be <= SCAN_CHUNK_ELEMS for sums to match scan_jobs_cpu. */
+ * (which the caller initialised). n must be <= SCAN_CHUNK_ELEMS for sums to match scan_jobs_cpu.
+ * The SIMD paths run with the default MXCSR (round to nearest, no flush-to-zero or
+ * denormals-are-zero) and restore the caller's afterwards. */
 void scan_block(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
                 ScanCounts *out);
 
@@ -66,12 +68,15 @@ void scan_block_portable(const ScanConfig *cfg, DType dt, const void *a, const v
                          ScanCounts *out);
 
 /* Name of the SIMD path scan_block uses here: "avx512", "avx2" or "portable". Setting the
- * environment variable SS_SCAN_ISA to one of these (a level this CPU has) forces it. */
+ * environment variable SS_SCAN_ISA to one of these (a level this CPU has) forces it; it is read
+ * once per process, and an unknown or unsupported name is ignored. */
 const char *scan_isa_name(void);
 
 /* Scans every job on `threads` threads (0: all cores), writing results[i] for jobs[i]. Anonymous
  * memory used is O(threads), independent of the tensor sizes. progress may be NULL.
- * Returns 0, or SS_EOUTPUT if threads or memory could not be had. */
+ * Returns 0, SS_EUSAGE for a job with an unknown dtype, or SS_EOUTPUT if threads or memory could
+ * not be had. Counts never depend on the SIMD path; sums may differ between paths in the last bits
+ * (lane structure, FMA), but for one path they do not depend on the thread count. */
 int scan_jobs_cpu(const ScanConfig *cfg, const ScanJob *jobs, size_t njobs, int threads,
                   ScanCounts *results, ScanProgressFn progress, void *progress_ctx);
 
