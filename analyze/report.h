@@ -1,20 +1,40 @@
-/* Writing a ScanReport for people (a table) and for programs (JSON schema "sparsity-scan/1",
- * documented in docs/cli.md; extended only by adding keys). */
+/* Writing a ScanReport for people (a table, or a per-layer table) and for programs (JSON schema
+ * "sparsity-scan/1", documented in docs/cli.md; extended only by adding keys; and HDF5, schema in
+ * docs/hdf5-schema.md). */
 #ifndef SS_REPORT_H
 #define SS_REPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
+#include "analyze/grouping.h"
 #include "analyze/scan_report.h"
 
 #define REPORT_JSON_SCHEMA "sparsity-scan/1"
 
-/* The JSON document, pretty-printed, followed by a newline. */
-void report_write_json(FILE *f, const ScanReport *r);
+/* The JSON document, pretty-printed, followed by a newline. With g (may be NULL) it includes each
+ * tensor's layer and module and the "layers" and "groups" figures. */
+void report_write_json(FILE *f, const ScanReport *r, const Grouping *g);
 
 /* The table: a summary, one row per tensor with the least sparse first (at most top rows when
  * top > 0), and a totals line. */
 void report_write_table(FILE *f, const ScanReport *r, size_t top);
+
+/* The --by-layer table: the same summary, then one row per layer (weighted sparsity, the mean
+ * over its matrices, its least sparse module) and a totals line. */
+void report_write_by_layer(FILE *f, const ScanReport *r, const Grouping *g);
+
+/* What the HDF5 report records besides the scan. */
+typedef struct ReportH5Meta {
+    const char *command_line;  /* the arguments, shell-quoted and joined by spaces */
+    uint64_t input_bytes[2];   /* sizes of A's and B's .safetensors files */
+} ReportH5Meta;
+
+/* Writes the HDF5 report to path atomically ("<path>.tmp.<pid>", flushed, fsynced, renamed; the
+ * temporary file is removed on any failure, and path is never left partly written). Returns 0 or
+ * SS_EOUTPUT with a message naming path. */
+int report_write_h5(const char *path, const ScanReport *r, const Grouping *g,
+                    const ReportH5Meta *meta, SsError *err);
 
 #endif

@@ -1,4 +1,5 @@
-/* The --json report of sparsity-scan (schema in docs/cli.md). */
+/* The --json report of sparsity-scan (schema in docs/cli.md): per tensor, totals, and the
+ * per-layer and per layer x module figures of a Grouping. */
 #include "analyze/report.h"
 
 #include "analyze/json_writer.h"
@@ -43,7 +44,69 @@ static void write_names(JsonWriter *w, const char *key, const char *const *names
     jw_array_end(w);
 }
 
-void report_write_json(FILE *f, const ScanReport *r)
+/* A layer index: negative for the tensors outside the layers. jw_uint has no sign, and an integer
+ * below 2^53 prints through jw_double in integer form ("-1", "27"). */
+static void write_layer(JsonWriter *w, int64_t layer)
+{
+    jw_key(w, "layer");
+    jw_double(w, (double)layer);
+}
+
+static void write_group_sizes(JsonWriter *w, size_t ntensors, size_t nmatrices)
+{
+    jw_key(w, "ntensors");
+    jw_uint(w, ntensors);
+    jw_key(w, "nmatrices");
+    jw_uint(w, nmatrices);
+}
+
+/* "layers": one object per layer; "groups": one per layer x module cell that has tensors;
+ * the mean over the matrices in layers >= 0. */
+static void write_groups(JsonWriter *w, const ScanReport *r, const Grouping *g)
+{
+    if (g->pattern) {
+        jw_key(w, "group_regex");
+        jw_string(w, g->pattern);
+    }
+    jw_key(w, "layers_nmatrices");
+    jw_uint(w, g->layers_nmatrices);
+    jw_key(w, "layers_mean_matrix_sparsity");
+    jw_double(w, g->layers_mean_matrix_sparsity); /* null when there are no matrices */
+
+    jw_key(w, "layers");
+    jw_array_begin(w);
+    for (size_t l = 0; l < g->nlayers; l++) {
+        const GroupLayer *L = &g->layers[l];
+        jw_object_begin(w);
+        write_layer(w, L->layer);
+        write_group_sizes(w, L->ntensors, L->nmatrices);
+        write_counts(w, r, &L->counts);
+        jw_key(w, "mean_matrix_sparsity");
+        jw_double(w, L->mean_matrix_sparsity);
+        jw_key(w, "least_sparse_module");
+        jw_string(w, g->modules[g->cells[L->least_sparse_cell].module_index]);
+        jw_object_end(w);
+    }
+    jw_array_end(w);
+
+    jw_key(w, "groups");
+    jw_array_begin(w);
+    for (size_t k = 0; k < g->ncells; k++) {
+        const GroupCell *c = &g->cells[k];
+        jw_object_begin(w);
+        write_layer(w, g->layers[c->layer_index].layer);
+        jw_key(w, "module");
+        jw_string(w, g->modules[c->module_index]);
+        write_group_sizes(w, c->ntensors, c->nmatrices);
+        write_counts(w, r, &c->counts);
+        jw_key(w, "mean_matrix_sparsity");
+        jw_double(w, c->mean_matrix_sparsity);
+        jw_object_end(w);
+    }
+    jw_array_end(w);
+}
+
+void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
 {
     JsonWriter w;
     jw_init(&w, f, 1);
@@ -83,6 +146,11 @@ void report_write_json(FILE *f, const ScanReport *r)
             jw_uint(&w, t->shape[d]);
         jw_array_end(&w);
         write_counts(&w, r, &r->counts[i]);
+        if (g) {
+            write_layer(&w, g->tensor_layer[i]);
+            jw_key(&w, "module");
+            jw_string(&w, g->modules[g->tensor_module[i]]);
+        }
         jw_object_end(&w);
     }
     jw_array_end(&w);
@@ -90,6 +158,8 @@ void report_write_json(FILE *f, const ScanReport *r)
     write_names(&w, "only_in_a", r->pairs.only_a, r->pairs.nonly_a);
     write_names(&w, "only_in_b", r->pairs.only_b, r->pairs.nonly_b);
     write_names(&w, "mismatched", r->pairs.mismatched, r->pairs.nmismatched);
+    if (g)
+        write_groups(&w, r, g);
     jw_object_end(&w);
     fputc('\n', f);
 }

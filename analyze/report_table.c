@@ -1,5 +1,5 @@
-/* The human-readable report of sparsity-scan: a summary, a table of tensors with the least
- * sparse first, and a totals line. */
+/* The human-readable reports of sparsity-scan: a summary, then a table of tensors with the least
+ * sparse first and a totals line, or (--by-layer) one row per layer. */
 #include "analyze/report.h"
 
 #include <math.h>
@@ -76,7 +76,7 @@ static void print_names(FILE *f, const char *what, const char *const *names, siz
     fputc('\n', f);
 }
 
-void report_write_table(FILE *f, const ScanReport *r, size_t top)
+static void print_summary(FILE *f, const ScanReport *r)
 {
     const PairList *pl = &r->pairs;
     fprintf(f, "A: %s\nB: %s\n", r->path_a, r->path_b);
@@ -86,6 +86,12 @@ void report_write_table(FILE *f, const ScanReport *r, size_t top)
     print_names(f, "only in B", pl->only_b, pl->nonly_b);
     print_names(f, "skipped, dtype or shape differ", pl->mismatched, pl->nmismatched);
     fputc('\n', f);
+}
+
+void report_write_table(FILE *f, const ScanReport *r, size_t top)
+{
+    const PairList *pl = &r->pairs;
+    print_summary(f, r);
 
     Row *rows = malloc((pl->npairs ? pl->npairs : 1) * sizeof *rows);
     if (!rows) {
@@ -111,4 +117,50 @@ void report_write_table(FILE *f, const ScanReport *r, size_t top)
     print_counts(f, r, &r->total);
     fprintf(f, "  %-5s %-14s %s\n", "", "", "TOTAL");
     free(rows);
+}
+
+/* A mean sparsity as a percentage in width 10 like print_sparsity (never 100% below 1), or "-"
+ * for NaN (no matrices). */
+static void print_mean(FILE *f, double x)
+{
+    double pct = 100.0 * x;
+    if (isnan(x))
+        fprintf(f, "%10s", "-");
+    else if (x < 1.0 && pct >= 99.99995)
+        fprintf(f, "%10s", ">99.9999%");
+    else
+        fprintf(f, "%9.4f%%", pct);
+}
+
+void report_write_by_layer(FILE *f, const ScanReport *r, const Grouping *g)
+{
+    print_summary(f, r);
+    if (g->pattern)
+        fprintf(f, "grouped by --group-regex '%s', names it does not match by the default rule\n\n",
+                g->pattern);
+    fprintf(f, "%6s %8s %8s %10s %10s %15s %15s  %s\n", "layer", "tensors", "matrices",
+            "sparsity", "mean(mat)", "changed", "numel", "least sparse module");
+    for (size_t l = 0; l < g->nlayers; l++) {
+        const GroupLayer *L = &g->layers[l];
+        const GroupCell *c = &g->cells[L->least_sparse_cell];
+        fprintf(f, "%6lld %8zu %8zu ", (long long)L->layer, L->ntensors, L->nmatrices);
+        print_sparsity(f, &L->counts);
+        fputc(' ', f);
+        print_mean(f, L->mean_matrix_sparsity);
+        fprintf(f, " %15llu %15llu  %s (", (unsigned long long)L->counts.changed,
+                (unsigned long long)L->counts.numel, g->modules[c->module_index]);
+        double pct = 100.0 * scan_sparsity(&c->counts);
+        if (c->counts.changed > 0 && pct >= 99.99995)
+            fprintf(f, ">99.9999%%)\n");
+        else
+            fprintf(f, "%.4f%%)\n", pct);
+    }
+    fprintf(f, "%6s %8zu %8zu ", "TOTAL", r->pairs.npairs, g->layers_nmatrices);
+    print_sparsity(f, &r->total);
+    fputc(' ', f);
+    print_mean(f, g->layers_mean_matrix_sparsity);
+    fprintf(f, " %15llu %15llu\n", (unsigned long long)r->total.changed,
+            (unsigned long long)r->total.numel);
+    fprintf(f, "(layer -1: tensors outside the layers; mean(mat): unweighted mean of the sparsity of "
+               "the 2-D tensors; TOTAL mean(mat) over layers >= 0 only)\n");
 }

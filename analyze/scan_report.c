@@ -14,44 +14,143 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int scan_checkpoints(const StCheckpoint *a, const StCheckpoint *b, const ScanOptions *opt,
-                     ScanReport *out, SsError *err)
-{
-    memset(out, 0, sizeof *out);
-    out->path_a = a->path;
-    out->path_b = b->path;
-    out->cfg = opt->cfg;
-    scan_counts_init(&out->total);
-    int rc = pairs_match(a, b, opt->skip_mismatched, &out->pairs, err);
-    if (rc)
-        return rc;
+/* Offsets a batch's progress by the bytes of earlier batches. */
+typedef struct BatchProgress {
+    const ScanOptions *opt;
+    uint64_t offset, total;
+} BatchProgress;
 
+static void batch_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)total;
+    BatchProgress *bp = ctx;
+    bp->opt->progress(bp->opt->progress_ctx, bp->offset + done, bp->total);
+}
+
+/* Both sides mapped: one multi-threaded pass over every pair. */
+static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
+{
     size_t n = out->pairs.npairs;
     ScanJob *jobs = calloc(n ? n : 1, sizeof *jobs);
-    out->counts = calloc(n ? n : 1, sizeof *out->counts);
-    if (!jobs || !out->counts) {
-        free(jobs);
-        scan_report_free(out);
+    if (!jobs)
         return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
-    }
     for (size_t i = 0; i < n; i++) {
         const TensorPair *p = &out->pairs.pairs[i];
         jobs[i] = (ScanJob){p->a->dtype, p->a->data, p->b->data, p->a->numel};
-        out->bytes_scanned += 2 * p->a->nbytes;
     }
+    int rc = scan_jobs_cpu(&opt->cfg, jobs, n, opt->threads, out->counts, opt->progress,
+                           opt->progress_ctx);
+    free(jobs);
+    return rc ? ss_err(err, rc, "cannot start the scan: out of memory or threads") : 0;
+}
+
+/* Returns the bytes of t for a scan job: the mapping, or a decoded copy in *owned. */
+static int tensor_bytes(CkptSource *src, const StTensor *t, void **owned, const void **data,
+                        SsError *err)
+{
+    *owned = NULL;
+    if (ckpt_source_is_mapped(src)) {
+        *data = t->data;
+        return 0;
+    }
+    *owned = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (!*owned)
+        return ss_err(err, SS_EOUTPUT, "tensor '%s': out of memory for %llu bytes", t->name,
+                      (unsigned long long)t->nbytes);
+    *data = *owned;
+    return ckpt_source_read(src, t, *owned, err);
+}
+
+/* A side is decoded (a run snapshot): materialize pairs into memory in batches of about
+ * SCAN_BATCH_BYTES (or one pair, when larger) and scan each batch. */
+static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
+                        SsError *err)
+{
+    size_t n = out->pairs.npairs;
+    ScanJob *jobs = calloc(n ? n : 1, sizeof *jobs);
+    void **owned = calloc(2 * (n ? n : 1), sizeof *owned);
+    if (!jobs || !owned) {
+        free(jobs);
+        free(owned);
+        return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
+    }
+    BatchProgress bp = {opt, 0, out->bytes_scanned};
+    int rc = 0;
+    size_t first = 0;
+    uint64_t held = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const TensorPair *p = &out->pairs.pairs[i];
+        const void *da = NULL, *db = NULL;
+        rc = tensor_bytes(a, p->a, &owned[2 * i], &da, err);
+        if (rc == 0)
+            rc = tensor_bytes(b, p->b, &owned[2 * i + 1], &db, err);
+        jobs[i] = (ScanJob){p->a->dtype, da, db, p->a->numel};
+        held += (owned[2 * i] ? p->a->nbytes : 0) + (owned[2 * i + 1] ? p->b->nbytes : 0);
+        if (rc == 0 && (held >= SCAN_BATCH_BYTES || i + 1 == n)) {
+            rc = scan_jobs_cpu(&opt->cfg, jobs + first, i + 1 - first, opt->threads,
+                               out->counts + first, opt->progress ? batch_progress : NULL, &bp);
+            if (rc)
+                rc = ss_err(err, rc, "cannot start the scan: out of memory or threads");
+            for (size_t k = first; k <= i; k++) {
+                bp.offset += 2 * out->pairs.pairs[k].a->nbytes;
+                free(owned[2 * k]);
+                free(owned[2 * k + 1]);
+                owned[2 * k] = owned[2 * k + 1] = NULL;
+            }
+            first = i + 1;
+            held = 0;
+        }
+    }
+    for (size_t k = first; k < n; k++) {
+        free(owned[2 * k]);
+        free(owned[2 * k + 1]);
+    }
+    free(owned);
+    free(jobs);
+    return rc;
+}
+
+int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
+                 SsError *err)
+{
+    memset(out, 0, sizeof *out);
+    out->path_a = a->listing->path;
+    out->path_b = b->listing->path;
+    out->cfg = opt->cfg;
+    scan_counts_init(&out->total);
+    int rc = pairs_match(a->listing, b->listing, opt->skip_mismatched, &out->pairs, err);
+    if (rc)
+        return rc;
+    size_t n = out->pairs.npairs;
+    out->counts = calloc(n ? n : 1, sizeof *out->counts);
+    if (!out->counts) {
+        scan_report_free(out);
+        return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        out->bytes_scanned += 2 * out->pairs.pairs[i].a->nbytes;
 
     double t0 = now_seconds();
-    rc = scan_jobs_cpu(&opt->cfg, jobs, n, opt->threads, out->counts, opt->progress,
-                       opt->progress_ctx);
+    if (ckpt_source_is_mapped(a) && ckpt_source_is_mapped(b))
+        rc = scan_mapped(opt, out, err);
+    else
+        rc = scan_batched(a, b, opt, out, err);
     out->seconds = now_seconds() - t0;
-    free(jobs);
     if (rc) {
         scan_report_free(out);
-        return ss_err(err, rc, "cannot start the scan: out of memory or threads");
+        return rc;
     }
     for (size_t i = 0; i < n; i++)
         scan_counts_merge(&out->total, &out->counts[i]);
     return 0;
+}
+
+int scan_checkpoints(const StCheckpoint *a, const StCheckpoint *b, const ScanOptions *opt,
+                     ScanReport *out, SsError *err)
+{
+    CkptSource sa = {.st = (StCheckpoint *)a, .listing = a};
+    CkptSource sb = {.st = (StCheckpoint *)b, .listing = b};
+    return scan_sources(&sa, &sb, opt, out, err);
 }
 
 void scan_report_free(ScanReport *r)

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "analyze/ckpt_source.h"
 #include "analyze/pairs.h"
 #include "formats/safetensors.h"
 #include "kernels/scan.h"
@@ -27,7 +28,16 @@ typedef struct ScanReport {
     double seconds;           /* wall time of the scan pass */
 } ScanReport;
 
-/* Scans a against b. On success fills out (free with scan_report_free). */
+/* Decoded bytes (of run snapshots) held at once while scanning; a larger tensor pair is held
+ * alone. */
+#define SCAN_BATCH_BYTES ((uint64_t)256 << 20)
+
+/* Scans a against b. On success fills out (free with scan_report_free). Mapped checkpoints are
+ * scanned in place; run snapshots are decoded in batches of about SCAN_BATCH_BYTES. */
+int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
+                 SsError *err);
+
+/* scan_sources for two mapped safetensors checkpoints. */
 int scan_checkpoints(const StCheckpoint *a, const StCheckpoint *b, const ScanOptions *opt,
                      ScanReport *out, SsError *err);
 void scan_report_free(ScanReport *r);

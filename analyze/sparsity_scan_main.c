@@ -1,6 +1,7 @@
-/* sparsity-scan: compares two checkpoints and reports, per tensor and in total, how many weights
- * changed (exactly, at absolute tolerances, at a relative probe). A thin main: parse options,
- * open, scan, print. Exit statuses are in usage() and docs/cli.md. */
+/* sparsity-scan: compares two checkpoints and reports, per tensor, per layer and module, and in
+ * total, how many weights changed (exactly, at absolute tolerances, at a relative probe). A thin
+ * main: parse options, open, scan, group, write HDF5, print. Exit statuses are in usage() and
+ * docs/cli.md. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/grouping.h"
 #include "analyze/progress.h"
 #include "analyze/report.h"
 #include "analyze/scan_report.h"
@@ -30,6 +32,12 @@ static void usage(FILE *f)
 "  --rtol ETA         also count |B-A| > ETA*max(|A|,|B|) (1e-3 equals bitwise for bf16)\n"
 "  --json             print the JSON report (schema sparsity-scan/1) instead of the table\n"
 "  --top N            table: show only the N least sparse tensors (default 0: all)\n"
+"  --by-layer         table: one row per layer (weighted sparsity, mean over its\n"
+"                     matrices, least sparse module) instead of one per tensor\n"
+"  --group-regex RE   group names by a POSIX extended regex: group 1 = layer number,\n"
+"                     group 2 = module; names it does not match use the default rule\n"
+"                     (first numeric component = layer, last before weight/bias = module)\n"
+"  --h5 OUT.h5        also write the full report as HDF5 (docs/hdf5-schema.md)\n"
 "  --threads N        worker threads, at most %d (default 0: all cores)\n"
 "  --skip-mismatched  skip shared tensors whose dtype or shape differ instead of failing\n"
 "  --quiet            no progress bar\n"
@@ -42,7 +50,7 @@ static void usage(FILE *f)
 "\n"
 "exit status: 0 ok, 1 usage error, 2 unreadable or malformed input,\n"
 "3 incompatible checkpoints (dtype or shape differ for a shared tensor),\n"
-"4 cannot write output or out of memory.\n",
+"4 cannot write output (the --h5 file, standard output) or out of memory.\n",
             SCAN_MAX_TOL, SCAN_MAX_THREADS);
 }
 
@@ -108,9 +116,41 @@ static int parse_count(const char *s, const char *opt, long max, long *out)
     *out = v;
     return 0;
 }
+
+/* The command line for the HDF5 report: each argument shell-quoted when it needs it, joined by
+ * spaces. NULL when out of memory. */
+static char *join_command_line(int argc, char **argv)
+{
+    static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789@%+=:,./_-";
+    size_t len = 1;
+    for (int i = 0; i < argc; i++)
+        len += 4 * strlen(argv[i]) + 3;
+    char *out = malloc(len), *p = out;
+    if (!out)
+        return NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (i)
+            *p++ = ' ';
+        if (*a && strspn(a, safe) == strlen(a)) {
+            p = stpcpy(p, a);
+            continue;
+        }
+        *p++ = '\'';
+        for (; *a; a++)
+            p = *a == '\'' ? stpcpy(p, "'\\''") : (*p = *a, p + 1);
+        *p++ = '\'';
+    }
+    *p = '\0';
+    return out;
+}
+
+
 int main(int argc, char **argv)
 {
-    enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION };
+    enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION,
+           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5 };
     static const struct option longopts[] = {
         {"tol", required_argument, NULL, OPT_TOL},
         {"rtol", required_argument, NULL, OPT_RTOL},
@@ -119,13 +159,24 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"skip-mismatched", no_argument, NULL, OPT_SKIP},
         {"quiet", no_argument, NULL, OPT_QUIET},
+        {"by-layer", no_argument, NULL, OPT_BY_LAYER},
+        {"group-regex", required_argument, NULL, OPT_GROUP_REGEX},
+        {"h5", required_argument, NULL, OPT_H5},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     ScanOptions opt = {.cfg = {.ntol = 1, .tol = {1e-5}}};
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, by_layer = 0;
     long top = 0, threads = 0;
+    const char *group_regex = NULL, *h5_path = NULL;
+    /* Recorded before getopt_long permutes argv (static: still reachable on the early returns). */
+    static char *command_line;
+    command_line = join_command_line(argc, argv);
+    if (!command_line) {
+        fprintf(stderr, "sparsity-scan: out of memory\n");
+        return 4;
+    }
     opterr = 0;
     for (int c; (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1;) {
         switch (c) {
@@ -149,6 +200,13 @@ int main(int argc, char **argv)
             break;
         case OPT_SKIP: opt.skip_mismatched = 1; break;
         case OPT_QUIET: quiet = 1; break;
+        case OPT_BY_LAYER: by_layer = 1; break;
+        case OPT_GROUP_REGEX: group_regex = optarg; break;
+        case OPT_H5:
+            if (!*optarg)
+                return usage_error("%s", "--h5 needs a file name");
+            h5_path = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("sparsity-scan %s\n", SS_VERSION); return 0;
         default:
@@ -160,31 +218,50 @@ int main(int argc, char **argv)
     opt.threads = (int)threads;
 
     SsError err = {0};
-    StCheckpoint *a = NULL, *b = NULL;
-    int rc = st_open(argv[optind], &a, &err);
+    GroupRules rules;
+    if (grouping_rules_init(&rules, group_regex, &err) != 0) {
+        fprintf(stderr, "sparsity-scan: --group-regex: %s\nTry 'sparsity-scan --help'.\n", err.msg);
+        return 1;
+    }
+    CkptSource *a = NULL, *b = NULL;
+    int rc = ckpt_source_open(argv[optind], opt.threads, &a, &err);
     if (rc == 0)
-        rc = st_open(argv[optind + 1], &b, &err);
+        rc = ckpt_source_open(argv[optind + 1], opt.threads, &b, &err);
     Progress progress;
     ScanReport report;
     if (rc == 0) {
         progress_init(&progress, !quiet);
         opt.progress = progress_update;
         opt.progress_ctx = &progress;
-        rc = scan_checkpoints(a, b, &opt, &report, &err);
+        rc = scan_sources(a, b, &opt, &report, &err);
         progress_finish(&progress);
     }
     if (rc == 0) {
-        if (json)
-            report_write_json(stdout, &report);
-        else
-            report_write_table(stdout, &report, (size_t)top);
-        if (fflush(stdout) != 0 || ferror(stdout))
-            rc = ss_err(&err, SS_EOUTPUT, "cannot write the report to standard output");
+        Grouping groups;
+        rc = grouping_build(&rules, &report, &groups, &err);
+        if (rc == 0 && h5_path) {
+            ReportH5Meta meta = {command_line,
+                                 {ckpt_source_file_bytes(a), ckpt_source_file_bytes(b)}};
+            rc = report_write_h5(h5_path, &report, &groups, &meta, &err);
+        }
+        if (rc == 0) {
+            if (json)
+                report_write_json(stdout, &report, &groups);
+            else if (by_layer)
+                report_write_by_layer(stdout, &report, &groups);
+            else
+                report_write_table(stdout, &report, (size_t)top);
+            if (fflush(stdout) != 0 || ferror(stdout))
+                rc = ss_err(&err, SS_EOUTPUT, "cannot write the report to standard output");
+        }
+        grouping_free(&groups);
         scan_report_free(&report);
     }
     if (rc)
         fprintf(stderr, "sparsity-scan: %s\n", err.msg);
-    st_close(b);
-    st_close(a);
+    ckpt_source_close(b);
+    ckpt_source_close(a);
+    grouping_rules_free(&rules);
+    free(command_line);
     return ss_exit_status(rc);
 }

@@ -20,11 +20,14 @@ sys.path.insert(0, os.path.join(HERE, '..', 'oracle'))
 import gen  # noqa: E402
 import sslib as L  # noqa: E402
 
-OPTIONS = ['--tol', '--rtol', '--json', '--threads', '--quiet', '--skip-mismatched', '--top']
+OPTIONS = ['--tol', '--rtol', '--json', '--threads', '--quiet', '--skip-mismatched', '--top',
+           '--by-layer', '--group-regex', '--h5']
+# Schema sparsity-scan/1 as issue 2 fixed it, plus the keys the grouping added (keys are only
+# ever added, never removed or renamed).
 TOP_KEYS = {'schema', 'a', 'b', 'tolerances', 'totals', 'tensors', 'only_in_a', 'only_in_b',
-            'mismatched'}
+            'mismatched', 'layers_nmatrices', 'layers_mean_matrix_sparsity', 'layers', 'groups'}
 TENSOR_KEYS = {'name', 'dtype', 'shape', 'numel', 'changed', 'sparsity', 'nonfinite',
-               'changed_tol', 'max_abs_delta', 'l2_delta', 'rel_l2_delta'}
+               'changed_tol', 'max_abs_delta', 'l2_delta', 'rel_l2_delta', 'layer', 'module'}
 TOTAL_KEYS = {'numel', 'changed', 'sparsity', 'nonfinite', 'changed_tol', 'max_abs_delta',
               'l2_delta', 'rel_l2_delta'}
 
