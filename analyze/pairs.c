@@ -6,20 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pairs_format_shape(const StTensor *t, char *buf, size_t len)
-{
-    size_t used = 0;
-    if (len == 0)
-        return;
-    buf[0] = '\0';
-    used += (size_t)snprintf(buf, len, "[");
-    for (int d = 0; d < t->ndim && used < len; d++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%llu", d ? ", " : "",
-                                 (unsigned long long)t->shape[d]);
-    if (used < len)
-        snprintf(buf + used, len - used, "]");
-}
-
 static int same_shape(const StTensor *x, const StTensor *y)
 {
     if (x->ndim != y->ndim)
@@ -33,11 +19,10 @@ static int same_shape(const StTensor *x, const StTensor *y)
 static int describe_mismatch(const StTensor *x, const StTensor *y, SsError *err)
 {
     char sa[256], sb[256];
-    pairs_format_shape(x, sa, sizeof sa);
-    pairs_format_shape(y, sb, sizeof sb);
     return ss_err(err, SS_EINCOMPAT,
                   "tensor '%s': A has %s %s but B has %s %s (use --skip-mismatched to skip it)",
-                  x->name, dtype_name(x->dtype), sa, dtype_name(y->dtype), sb);
+                  x->name, dtype_name(x->dtype), st_format_shape(sa, sizeof sa, x->ndim, x->shape),
+                  dtype_name(y->dtype), st_format_shape(sb, sizeof sb, y->ndim, y->shape));
 }
 
 int pairs_match(const StCheckpoint *a, const StCheckpoint *b, int skip_mismatched, PairList *out,

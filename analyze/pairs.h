@@ -28,7 +28,4 @@ int pairs_match(const StCheckpoint *a, const StCheckpoint *b, int skip_mismatche
                 SsError *err);
 void pairs_free(PairList *pl);
 
-/* Writes "[d0, d1, ...]" for a shape into buf (truncated to len). */
-void pairs_format_shape(const StTensor *t, char *buf, size_t len);
-
 #endif

@@ -107,7 +107,7 @@ void report_write_table(FILE *f, const ScanReport *r, size_t top)
     for (size_t k = 0; k < shown; k++) {
         const StTensor *t = pl->pairs[rows[k].index].a;
         char shape[128];
-        pairs_format_shape(t, shape, sizeof shape);
+        st_format_shape(shape, sizeof shape, t->ndim, t->shape);
         print_counts(f, r, &r->counts[rows[k].index]);
         fprintf(f, "  %-5s %-14s %s\n", dtype_name(t->dtype), shape, t->name);
     }

@@ -81,6 +81,9 @@ const StTensor *st_find(const StCheckpoint *ck, const char *name);
  * overflows 64 bits. Either output may be NULL. */
 bool st_shape_nbytes(DType dt, int ndim, const uint64_t *shape, uint64_t *numel, uint64_t *nbytes);
 
+/* Writes "[3, 2]" into dst of capacity cap >= 8, cut with "...]" when it does not fit. Returns dst. */
+char *st_format_shape(char *dst, size_t cap, int ndim, const uint64_t *shape);
+
 /* ---- writing ---- */
 
 typedef struct StTensorSpec {

@@ -43,9 +43,6 @@ int st_index_open(const char *dir, const char *index_path, StCheckpoint *ck, SsE
  * \xNN and long strings are cut with "...". Returns dst. */
 char *st_quote(char *dst, size_t cap, const char *s);
 
-/* Writes "[3, 2]" (cut with "..." when long) into dst of capacity cap >= 8. Returns dst. */
-char *st_format_shape(char *dst, size_t cap, int ndim, const uint64_t *shape);
-
 /* "a JSON array", "a JSON string", ... for messages. */
 const char *st_json_kind(const json_t *v);
 
