@@ -1,7 +1,9 @@
-/* Checkpoint-pair scan orchestration (see scan_report.h): pairs -> scan jobs -> counts. */
+/* Checkpoint-pair scan orchestration (see scan_report.h): pairs -> scan jobs -> counts (and, with
+ * --masks, the changed-element masks the scan pass writes). */
 #include "analyze/scan_report.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +40,8 @@ static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
         const TensorPair *p = &out->pairs.pairs[i];
         jobs[i] = (ScanJob){p->a->dtype, p->a->data, p->b->data, p->a->numel};
     }
-    int rc = scan_jobs_cpu(&opt->cfg, jobs, n, opt->threads, out->counts, opt->progress,
-                           opt->progress_ctx);
+    int rc = scan_jobs_cpu_masks(&opt->cfg, jobs, out->masks, n, opt->threads, out->counts,
+                                 opt->progress, opt->progress_ctx);
     free(jobs);
     return rc ? ss_err(err, rc, "cannot start the scan: out of memory or threads") : 0;
 }
@@ -87,8 +89,10 @@ static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, Sc
         jobs[i] = (ScanJob){p->a->dtype, da, db, p->a->numel};
         held += (owned[2 * i] ? p->a->nbytes : 0) + (owned[2 * i + 1] ? p->b->nbytes : 0);
         if (rc == 0 && (held >= SCAN_BATCH_BYTES || i + 1 == n)) {
-            rc = scan_jobs_cpu(&opt->cfg, jobs + first, i + 1 - first, opt->threads,
-                               out->counts + first, opt->progress ? batch_progress : NULL, &bp);
+            rc = scan_jobs_cpu_masks(&opt->cfg, jobs + first, out->masks ? out->masks + first
+                                                                         : NULL,
+                                     i + 1 - first, opt->threads, out->counts + first,
+                                     opt->progress ? batch_progress : NULL, &bp);
             if (rc)
                 rc = ss_err(err, rc, "cannot start the scan: out of memory or threads");
             for (size_t k = first; k <= i; k++) {
@@ -110,6 +114,30 @@ static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, Sc
     return rc;
 }
 
+uint64_t scan_mask_bytes(uint64_t numel)
+{
+    return numel / 8 + (numel % 8 != 0);
+}
+
+/* With opt->masks: out->masks[i], ceil(numel/8) bytes for each pair (NULL for an empty one). */
+static int scan_alloc_masks(ScanReport *out, SsError *err)
+{
+    size_t n = out->pairs.npairs;
+    out->masks = calloc(n ? n : 1, sizeof *out->masks);
+    if (!out->masks)
+        return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor masks", n);
+    for (size_t i = 0; i < n; i++) {
+        const StTensor *t = out->pairs.pairs[i].a;
+        uint64_t bytes = scan_mask_bytes(t->numel);
+        if (bytes == 0)
+            continue;
+        if (bytes > SIZE_MAX || !(out->masks[i] = malloc((size_t)bytes)))
+            return ss_err(err, SS_EOUTPUT, "tensor '%s': out of memory for its %llu-byte mask",
+                          t->name, (unsigned long long)bytes);
+    }
+    return 0;
+}
+
 int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
                  SsError *err)
 {
@@ -129,6 +157,10 @@ int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanRepor
     }
     for (size_t i = 0; i < n; i++)
         out->bytes_scanned += 2 * out->pairs.pairs[i].a->nbytes;
+    if (opt->masks && (rc = scan_alloc_masks(out, err)) != 0) {
+        scan_report_free(out);
+        return rc;
+    }
 
     double t0 = now_seconds();
     if (ckpt_source_is_mapped(a) && ckpt_source_is_mapped(b))
@@ -155,6 +187,11 @@ int scan_checkpoints(const StCheckpoint *a, const StCheckpoint *b, const ScanOpt
 
 void scan_report_free(ScanReport *r)
 {
+    if (r->masks)
+        for (size_t i = 0; i < r->pairs.npairs; i++)
+            free(r->masks[i]);
+    free(r->masks);
+    r->masks = NULL;
     pairs_free(&r->pairs);
     free(r->counts);
     r->counts = NULL;

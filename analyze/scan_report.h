@@ -16,6 +16,7 @@ typedef struct ScanOptions {
     int skip_mismatched;
     ScanProgressFn progress;  /* may be NULL */
     void *progress_ctx;
+    int masks;                /* keep each pair's changed-element mask (ScanReport.masks) */
 } ScanOptions;
 
 typedef struct ScanReport {
@@ -26,6 +27,10 @@ typedef struct ScanReport {
     ScanCounts total;         /* merged over all pairs, in name order */
     uint64_t bytes_scanned;   /* bytes of A plus B */
     double seconds;           /* wall time of the scan pass */
+    uint8_t **masks;          /* with ScanOptions.masks: masks[i] for pairs.pairs[i], its
+                                 ceil(numel/8) bytes as scan_mask_block writes them (NULL for an
+                                 empty tensor); NULL without. All are held until
+                                 scan_report_free: memory grows by numel/8 bytes over all pairs */
 } ScanReport;
 
 /* Decoded bytes (of run snapshots) held at once while scanning; a larger tensor pair is held
@@ -33,7 +38,9 @@ typedef struct ScanReport {
 #define SCAN_BATCH_BYTES ((uint64_t)256 << 20)
 
 /* Scans a against b. On success fills out (free with scan_report_free). Mapped checkpoints are
- * scanned in place; run snapshots are decoded in batches of about SCAN_BATCH_BYTES. */
+ * scanned in place; run snapshots are decoded in batches of about SCAN_BATCH_BYTES. With
+ * opt->masks the masks are allocated up front (SS_EOUTPUT naming the tensor when memory runs
+ * out) and written by the scan pass itself. */
 int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
                  SsError *err);
 
@@ -48,6 +55,9 @@ double scan_sparsity(const ScanCounts *c);
 double scan_l2_delta(const ScanCounts *c);
 /* ||B - A||_2 / ||A||_2; NaN when ||A||_2 is 0. */
 double scan_rel_l2_delta(const ScanCounts *c);
+
+/* Bytes of the changed-element mask of numel elements, ceil(numel/8). */
+uint64_t scan_mask_bytes(uint64_t numel);
 
 /* The key a tolerance has in reports: C's "%g" of it (1e-05). */
 void scan_tol_key(double tol, char *buf, size_t len);

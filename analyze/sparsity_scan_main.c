@@ -38,6 +38,9 @@ static void usage(FILE *f)
 "                     group 2 = module; names it does not match use the default rule\n"
 "                     (first numeric component = layer, last before weight/bias = module)\n"
 "  --h5 OUT.h5        also write the full report as HDF5 (docs/hdf5-schema.md)\n"
+"  --masks            with --h5: also store each tensor's changed-element bitmap\n"
+"                     (masks/<tensor>, packed 8 a byte, LSB first; held in memory\n"
+"                     until written: numel/8 bytes over all tensors)\n"
 "  --threads N        worker threads, at most %d (default 0: all cores)\n"
 "  --skip-mismatched  skip shared tensors whose dtype or shape differ instead of failing\n"
 "  --quiet            no progress bar\n"
@@ -150,7 +153,7 @@ static char *join_command_line(int argc, char **argv)
 int main(int argc, char **argv)
 {
     enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION,
-           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5 };
+           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS };
     static const struct option longopts[] = {
         {"tol", required_argument, NULL, OPT_TOL},
         {"rtol", required_argument, NULL, OPT_RTOL},
@@ -162,6 +165,7 @@ int main(int argc, char **argv)
         {"by-layer", no_argument, NULL, OPT_BY_LAYER},
         {"group-regex", required_argument, NULL, OPT_GROUP_REGEX},
         {"h5", required_argument, NULL, OPT_H5},
+        {"masks", no_argument, NULL, OPT_MASKS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -207,6 +211,7 @@ int main(int argc, char **argv)
                 return usage_error("%s", "--h5 needs a file name");
             h5_path = optarg;
             break;
+        case OPT_MASKS: opt.masks = 1; break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("sparsity-scan %s\n", SS_VERSION); return 0;
         default:
@@ -215,6 +220,8 @@ int main(int argc, char **argv)
     }
     if (argc - optind != 2)
         return usage_error("%s", "needs exactly two checkpoints, A and B");
+    if (opt.masks && !h5_path)
+        return usage_error("%s", "--masks needs --h5 OUT.h5 (the masks are stored there)");
     opt.threads = (int)threads;
 
     SsError err = {0};

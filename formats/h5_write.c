@@ -85,6 +85,7 @@ static hid_t h5w_mem_type(H5wType t)
     case H5W_I64: return H5T_NATIVE_INT64;
     case H5W_F64: return H5T_NATIVE_DOUBLE;
     case H5W_U32: return H5T_NATIVE_UINT32;
+    case H5W_U8: return H5T_NATIVE_UINT8;
     }
     return H5I_INVALID_HID;
 }
@@ -96,6 +97,7 @@ static hid_t h5w_file_type(H5wType t)
     case H5W_I64: return H5T_STD_I64LE;
     case H5W_F64: return H5T_IEEE_F64LE;
     case H5W_U32: return H5T_STD_U32LE;
+    case H5W_U8: return H5T_STD_U8LE;
     }
     return H5I_INVALID_HID;
 }
@@ -310,11 +312,20 @@ static void h5w_chunk_dims(int rank, const hsize_t *dims, hsize_t *chunk)
 int h5w_dataset(H5Out *w, hid_t loc, const char *name, H5wType type, int rank,
                 const hsize_t *dims, const void *data, SsError *err)
 {
+    return h5w_dataset_deflate(w, loc, name, type, rank, dims, data, H5W_DEFLATE_LEVEL, err);
+}
+
+int h5w_dataset_deflate(H5Out *w, hid_t loc, const char *name, H5wType type, int rank,
+                        const hsize_t *dims, const void *data, int level, SsError *err)
+{
     char where[512];
     h5w_object_path(loc, name, where, sizeof where);
     if (rank < 1 || rank > H5W_MAX_RANK)
         return ss_err(err, SS_EUSAGE, "%s: dataset '%s': rank %d is not 1..%d", w->path, where,
                       rank, H5W_MAX_RANK);
+    if (level < 1 || level > 9)
+        return ss_err(err, SS_EUSAGE, "%s: dataset '%s': deflate level %d is not 1..9", w->path,
+                      where, level);
     hsize_t n = 1;
     for (int d = 0; d < rank; d++)
         n *= dims[d];
@@ -329,7 +340,7 @@ int h5w_dataset(H5Out *w, hid_t loc, const char *name, H5wType type, int rank,
         h5w_chunk_dims(rank, dims, chunk);
         H5W_TRY(H5Pset_chunk(dcpl, rank, chunk), "dataset '%s': cannot set chunks", where);
         H5W_TRY(H5Pset_shuffle(dcpl), "dataset '%s': cannot add the shuffle filter", where);
-        H5W_TRY(H5Pset_deflate(dcpl, H5W_DEFLATE_LEVEL), "dataset '%s': cannot add deflate",
+        H5W_TRY(H5Pset_deflate(dcpl, (unsigned)level), "dataset '%s': cannot add deflate",
                 where);
     }
     H5W_TRY(dset = H5Dcreate2(loc, name, h5w_file_type(type), space, H5P_DEFAULT, dcpl,
@@ -347,6 +358,25 @@ done:
     h5w_close_id(dset, H5Dclose);
     h5w_close_id(dcpl, H5Pclose);
     h5w_close_id(space, H5Sclose);
+    return rc;
+}
+
+int h5w_open_dataset(H5Out *w, hid_t loc, const char *name, hid_t *out, SsError *err)
+{
+    char where[512];
+    h5w_object_path(loc, name, where, sizeof where);
+    int rc = 0;
+    *out = H5I_INVALID_HID;
+    H5W_TRY(*out = H5Dopen2(loc, name, H5P_DEFAULT), "cannot open dataset '%s'", where);
+done:
+    return rc;
+}
+
+int h5w_close_dataset(H5Out *w, hid_t dset, SsError *err)
+{
+    int rc = 0;
+    H5W_TRY(H5Dclose(dset), "cannot close a dataset");
+done:
     return rc;
 }
 

@@ -80,4 +80,21 @@ const char *scan_isa_name(void);
 int scan_jobs_cpu(const ScanConfig *cfg, const ScanJob *jobs, size_t njobs, int threads,
                   ScanCounts *results, ScanProgressFn progress, void *progress_ctx);
 
+/* The changed-element mask of n elements of dtype dt at a and b, written to mask[0, ceil(n/8)):
+ * bit i (LSB-first within each byte: numpy.packbits(changed, bitorder='little')) is 1 exactly when
+ * element i changed (the `changed` rule above: bits differ, +0 and -0 equal). The unused high bits
+ * of a final partial byte are 0. Single-threaded, on the SIMD path scan_block uses (SS_SCAN_ISA
+ * obeyed); every path writes the same bytes. The popcount of the mask equals the changed count. */
+void scan_mask_block(DType dt, const void *a, const void *b, size_t n, uint8_t *mask);
+
+/* scan_jobs_cpu that also writes changed-element masks: masks (may be NULL: no masks at all) holds
+ * one pointer per job, NULL for a job without a mask, else ceil(jobs[i].numel / 8) bytes that
+ * receive the job's mask as scan_mask_block writes it (caller-owned). Each chunk's mask is written
+ * right after its counts, while the chunk is still in cache; chunks are whole bytes of the mask
+ * (SCAN_CHUNK_ELEMS is a multiple of 8), so threads write disjoint bytes. Counts and sums are
+ * exactly those of scan_jobs_cpu; the masks do not depend on the thread count or SIMD path. */
+int scan_jobs_cpu_masks(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *const *masks,
+                        size_t njobs, int threads, ScanCounts *results, ScanProgressFn progress,
+                        void *progress_ctx);
+
 #endif

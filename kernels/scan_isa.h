@@ -41,6 +41,12 @@ void scan_block_avx2(const ScanConfig *cfg, DType dt, const void *a, const void 
 void scan_block_avx512(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
                        ScanCounts *out);
 
+/* The mask paths behind scan_mask_block (kernels/scan_mask.c); same contract, same bytes. Call the
+ * SIMD ones only where scan_isa_best() allows (AVX2: avx2; AVX-512: avx512f and avx512bw). */
+void scan_mask_block_portable(DType dt, const void *a, const void *b, size_t n, uint8_t *mask);
+void scan_mask_block_avx2(DType dt, const void *a, const void *b, size_t n, uint8_t *mask);
+void scan_mask_block_avx512(DType dt, const void *a, const void *b, size_t n, uint8_t *mask);
+
 /* Exact rtol decision for lanes whose float bounds were inconclusive: the number of lanes j in
  * mask (bit j) with (double)ad[j] > rtol * (double)m[j], as the portable rule computes it (ad is
  * the exact |b - a|, m = max(|a|, |b|)). Inline: the SIMD loops stay free of calls. */

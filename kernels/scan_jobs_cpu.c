@@ -4,7 +4,9 @@
  * (job, chunk) sequence is walked in windows of at most 64 chunks per thread: the pool scans the
  * window's chunks into per-chunk ScanCounts, then this thread merges them into results[job] in
  * chunk order and reports progress. Sums therefore depend only on the chunking, never on the thread
- * count, and memory is O(threads) whatever the model size. */
+ * count, and memory is O(threads) whatever the model size. With masks (scan_jobs_cpu_masks), the
+ * worker that scanned a chunk then writes its mask bytes, [off/8, (off+len+7)/8) of the job's mask:
+ * chunks start at multiples of SCAN_CHUNK_ELEMS (a multiple of 8), so no two share a byte. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -23,6 +25,7 @@ typedef struct ChunkRef {
 typedef struct JobsWindow {
     const ScanConfig *cfg;
     const ScanJob *jobs;
+    uint8_t *const *masks; /* (njobs) or NULL */
     ChunkRef *refs;     /* (capacity) */
     ScanCounts *counts; /* (capacity) one result per chunk */
 } JobsWindow;
@@ -37,6 +40,10 @@ static void jobs_scan_chunk(void *ctx, size_t i, int worker)
     scan_counts_init(&w->counts[i]);
     scan_block(w->cfg, j->dtype, (const uint8_t *)j->a + c->off * es,
                (const uint8_t *)j->b + c->off * es, (size_t)c->len, &w->counts[i]);
+    if (w->masks && w->masks[c->job])
+        scan_mask_block(j->dtype, (const uint8_t *)j->a + c->off * es,
+                        (const uint8_t *)j->b + c->off * es, (size_t)c->len,
+                        w->masks[c->job] + c->off / 8);
 }
 
 /* Fills refs with up to cap chunks from the cursor (*job, *off); returns how many. */
@@ -61,6 +68,13 @@ static size_t jobs_fill_window(const ScanJob *jobs, size_t njobs, size_t *job, u
 int scan_jobs_cpu(const ScanConfig *cfg, const ScanJob *jobs, size_t njobs, int threads,
                   ScanCounts *results, ScanProgressFn progress, void *progress_ctx)
 {
+    return scan_jobs_cpu_masks(cfg, jobs, NULL, njobs, threads, results, progress, progress_ctx);
+}
+
+int scan_jobs_cpu_masks(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *const *masks,
+                        size_t njobs, int threads, ScanCounts *results, ScanProgressFn progress,
+                        void *progress_ctx)
+{
     uint64_t bytes_total = 0;
     for (size_t j = 0; j < njobs; j++) {
         if ((unsigned)jobs[j].dtype >= DT_COUNT)
@@ -73,7 +87,8 @@ int scan_jobs_cpu(const ScanConfig *cfg, const ScanJob *jobs, size_t njobs, int 
     if (!pool)
         return SS_EOUTPUT;
     size_t cap = (size_t)JOBS_WINDOW_PER_THREAD * (size_t)pool_size(pool);
-    JobsWindow w = {cfg, jobs, malloc(cap * sizeof *w.refs), malloc(cap * sizeof *w.counts)};
+    JobsWindow w = {cfg, jobs, masks, malloc(cap * sizeof *w.refs),
+                    malloc(cap * sizeof *w.counts)};
     if (!w.refs || !w.counts) {
         free(w.refs);
         free(w.counts);
