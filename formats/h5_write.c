@@ -1,5 +1,6 @@
 /* HDF5 output helpers (see h5_write.h): the atomic temporary file, one checking helper that turns
  * a failed HDF5 call into an SsError, and dataset and attribute writers. */
+#include "formats/atomic_file.h"
 #include "formats/h5_write.h"
 
 #include <errno.h>
@@ -133,9 +134,10 @@ int h5w_open(const char *path, H5Out **out, SsError *err)
         return ss_err(err, SS_EOUTPUT, "%s: out of memory", path);
     w->file = H5I_INVALID_HID;
     w->path = strdup(path);
-    if (!w->path || asprintf(&w->tmp_path, "%s.tmp.%ld", path, (long)getpid()) < 0) {
-        w->tmp_path = NULL;
+    w->tmp_path = atomic_tmp_path(path);
+    if (!w->path || !w->tmp_path) {
         free(w->path);
+        free(w->tmp_path);
         free(w);
         return ss_err(err, SS_EOUTPUT, "%s: out of memory", path);
     }
@@ -180,22 +182,6 @@ done:
 hid_t h5w_root(const H5Out *w)
 {
     return w->file;
-}
-
-/* Makes the rename durable by syncing the folder holding path; best effort (some file systems
- * refuse fsync on folders, and the data itself is already synced). */
-static void h5w_sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, (size_t)(slash - path) + 1) : strdup(".");
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 /* Closes whatever is still open in w's file, then the file itself (errors ignored: this runs
@@ -248,7 +234,7 @@ int h5w_close(H5Out *w, SsError *err)
                     strerror(errno));
         goto done;
     }
-    h5w_sync_dir(w->path);
+    atomic_sync_dir(w->path);
 done:
     if (rc) {
         h5w_close_forcibly(w);

@@ -1,6 +1,7 @@
 /* Writing a safetensors file atomically: build the header from the specs, stream the data through
  * a large buffer into "<path>.tmp.<pid>", then fsync and rename over <path>. Any failure removes
  * the temporary file. */
+#include "formats/atomic_file.h"
 #include "formats/st_internal.h"
 
 #include <errno.h>
@@ -210,22 +211,6 @@ static int writer_append(StWriter *w, const void *bytes, size_t len, SsError *er
     return 0;
 }
 
-/* Makes the rename durable by syncing the folder holding path; best effort (some file systems
- * refuse fsync on folders, and the data itself is already synced). */
-static void writer_sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, (size_t)(slash - path) + 1) : strdup(".");
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 static void writer_free(StWriter *w)
 {
     free(w->path);
@@ -255,12 +240,10 @@ int st_writer_open(const char *path, const StTensorSpec *specs, size_t nspecs, c
 
     StWriter *w = calloc(1, sizeof *w);
     if (w) {
-        char *tmp;
         w->fd = -1;
         w->path = strdup(path);
         w->buf = malloc(ST_WRITE_BUF_BYTES);
-        if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) >= 0)
-            w->tmp_path = tmp;
+        w->tmp_path = atomic_tmp_path(path);
     }
     if (!w || !w->path || !w->tmp_path || !w->buf) {
         free(json);
@@ -328,7 +311,7 @@ int st_writer_close(StWriter *w, SsError *err)
             else if (rename(w->tmp_path, w->path) != 0)
                 rc = writer_fail(w, err, SS_EOUTPUT, "cannot rename", errno);
             else
-                writer_sync_dir(w->path);
+                atomic_sync_dir(w->path);
         }
     }
     writer_free(w);
