@@ -73,7 +73,7 @@ int sdelta_write_tensors(const char *out_path, const SdeltaTensorSrc *parent, si
 
 /* ---- reading ---- */
 
-enum { SDELTA_NMODES = 5 }; /* chunk modes: unchanged, raw, sparse, dense, planes */
+enum { SDELTA_NMODES = 6 }; /* chunk modes: unchanged, raw, sparse, dense, planes, split */
 
 typedef struct SdeltaTensorInfo {
     const char *name;      /* owned by the SdeltaFile */
@@ -150,7 +150,8 @@ int sdelta_parent_hash_of(const SdeltaFile *f, const StCheckpoint *parent, uint6
 int sdelta_apply(const SdeltaFile *f, const StCheckpoint *parent, const char *out_path,
                  int threads, SsError *err);
 
-/* Human-readable name of a chunk mode ("unchanged", "raw", "sparse", "dense", "planes"). */
+/* Human-readable name of a chunk mode ("unchanged", "raw", "sparse", "dense", "planes",
+ * "split"). */
 const char *sdelta_mode_name(int mode);
 
 #endif

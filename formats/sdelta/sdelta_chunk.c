@@ -15,8 +15,7 @@ void sdelta_chunk_scratch_free(SdChunkScratch *s)
     free(s->tok_a);
     free(s->tok_b);
     free(s->planes);
-    free(s->dec_a);
-    free(s->dec_b);
+    free(s->dec_a); /* dec_b lies in the same block */
     free(s->bits_g);
     free(s->bits_v);
     memset(s, 0, sizeof *s);
@@ -25,10 +24,11 @@ void sdelta_chunk_scratch_free(SdChunkScratch *s)
 int sdelta_chunk_scratch_grow(SdChunkScratch *s, size_t m)
 {
     if (!s->dec_a) {
-        s->dec_a = malloc(sizeof *s->dec_a);
-        s->dec_b = malloc(sizeof *s->dec_b);
-        if (!s->dec_a || !s->dec_b)
+        /* one block, so that a 2-table decoder can index both tables from dec_a */
+        s->dec_a = malloc(2 * sizeof *s->dec_a);
+        if (!s->dec_a)
             return -1;
+        s->dec_b = s->dec_a + 1;
     }
     if (m <= s->cap)
         return 0;

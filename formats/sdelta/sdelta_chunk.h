@@ -38,7 +38,7 @@ typedef struct SdChunkScratch {
     uint8_t *tok_a;    /* gap tokens / dense tokens */
     uint8_t *tok_b;    /* value tokens */
     uint8_t *planes;   /* byte planes (m * width) */
-    SdRansDecTable *dec_a, *dec_b;
+    SdRansDecTable *dec_a, *dec_b; /* dec_b = dec_a + 1 (one allocation) */
     uint8_t *bits_g, *bits_v; /* extra bits of gaps and values (encoder) */
     size_t bits_cap;          /* changed elements they hold */
 } SdChunkScratch;

@@ -232,6 +232,71 @@ ALWAYS_INLINE bool apply_dense_w(const uint8_t *tv, size_t j0, size_t nb, unsign
     return !br->bad;
 }
 
+/* Split mode: value q of the block is the w bytes of symbols q*w .. q*w + w-1, little-endian.
+ * Returns the number of nonzero values. */
+ALWAYS_INLINE uint64_t apply_split_w(const uint8_t *ts, size_t j0, size_t nb, unsigned w, bool fl,
+                                     int xf, const uint8_t *parent, uint8_t *dst)
+{
+    uint64_t cnt = 0;
+    for (size_t q = 0; q < nb; q++) {
+        uint64_t v = ld(ts, q, w);
+        cnt += v != 0;
+        size_t j = j0 + q;
+        st(dst, j, w, apply_value(parent ? ld(parent, j, w) : 0, v, w, fl, xf));
+    }
+    return cnt;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SD_SPLIT_AVX2 1
+static int split_avx2_ok;
+static pthread_once_t split_once = PTHREAD_ONCE_INIT;
+
+static void split_fill(void)
+{
+    __builtin_cpu_init();
+    split_avx2_ok = __builtin_cpu_supports("avx2");
+}
+
+/* The 2-byte split mode 16 elements at a time; kind 0 XOR, 1 SUB of integers, 2 SUB of
+ * floats. Handles the largest multiple of 16 of nb; returns it, adding the nonzero values to
+ * *cnt. ts, parent and dst point at the block's first element. */
+__attribute__((target("avx2,popcnt"))) static size_t
+split2_avx2(const uint8_t *ts, size_t nb, int kind, const uint8_t *parent, uint8_t *dst,
+            uint64_t *cnt)
+{
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi16(1);
+    const __m256i sgn = _mm256_set1_epi16((short)0x8000), ones = _mm256_set1_epi16(-1);
+    uint64_t zeros = 0;
+    size_t q = 0;
+    for (; q + 16 <= nb; q += 16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(ts + 2 * q));
+        __m256i p = parent ? _mm256_loadu_si256((const __m256i *)(parent + 2 * q)) : zero;
+        __m256i c;
+        if (kind == 0) {
+            c = _mm256_xor_si256(p, v);
+        } else {
+            __m256i d = _mm256_xor_si256(_mm256_srli_epi16(v, 1),
+                                         _mm256_sub_epi16(zero, _mm256_and_si256(v, one)));
+            if (kind == 1) {
+                c = _mm256_add_epi16(p, d);
+            } else {
+                __m256i k = _mm256_xor_si256(p, _mm256_or_si256(_mm256_srai_epi16(p, 15), sgn));
+                k = _mm256_add_epi16(k, d);
+                __m256i nk = _mm256_xor_si256(k, ones);
+                c = _mm256_xor_si256(k, _mm256_or_si256(_mm256_srai_epi16(nk, 15), sgn));
+            }
+        }
+        _mm256_storeu_si256((__m256i *)(dst + 2 * q), c);
+        zeros += (unsigned)__builtin_popcount(
+            (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, zero)));
+    }
+    *cnt += q - zeros / 2;
+    return q;
+}
+#endif
+
 int sdelta_decode_chunk(const SdChunkShape *sh, uint8_t mode, const uint8_t *payload, size_t len,
                         uint64_t nchanged, const uint8_t *parent, const SdRansTable *shared,
                         size_t nshared, SdChunkScratch *scr, uint8_t *dst, const char **why)
@@ -291,6 +356,12 @@ int sdelta_decode_chunk(const SdChunkShape *sh, uint8_t mode, const uint8_t *pay
     case SDELTA_MODE_SPARSE:
     case SDELTA_MODE_DENSE:
         break;
+    case SDELTA_MODE_SPLIT:
+        if (w > 2) {
+            *why = "split mode for an element wider than 2 bytes";
+            return -1;
+        }
+        break;
     default:
         *why = "unknown chunk mode";
         return -1;
@@ -307,6 +378,38 @@ int sdelta_decode_chunk(const SdChunkShape *sh, uint8_t mode, const uint8_t *pay
         return -1;
     bool ok;
     tok_init();
+    if (mode == SDELTA_MODE_SPLIT) {
+        /* one stream of m * w symbols, table j for byte j of each value; blocks of 4096
+         * elements are decoded into tok_a and applied while in L1 */
+        unsigned nt = (unsigned)w;
+        SdRansDecTable *dec[2] = {scr->dec_a, scr->dec_b};
+        SdRansDec rd;
+        if (!read_tables(&r, shared, nshared, dec, nt) ||
+            !sdelta_rans_dec_begin(&r, &rd, (const SdRansDecTable *const *)dec, nt) ||
+            r.p != r.end)
+            return -1;
+        uint64_t cnt = 0;
+        const size_t block = 4096;
+#ifdef SD_SPLIT_AVX2
+        pthread_once(&split_once, split_fill);
+        int kind = xf == SDELTA_XFORM_XOR ? 0 : fl ? 2 : 1;
+#endif
+        for (size_t j0 = 0; j0 < m; j0 += block) {
+            size_t nb = m - j0 < block ? m - j0 : block, q = 0;
+            if (!sdelta_rans_dec_block(&rd, scr->tok_a, nb * w))
+                return -1;
+#ifdef SD_SPLIT_AVX2
+            if (w == 2 && split_avx2_ok)
+                q = split2_avx2(scr->tok_a, nb, kind, parent ? parent + 2 * j0 : NULL,
+                                dst + 2 * j0, &cnt);
+#endif
+            const uint8_t *ts = scr->tok_a + q * w;
+#define CALL_APPLY_SPLIT(W, FL, XF)                                                                \
+    cnt += apply_split_w(ts, j0 + q, nb - q, W, FL, XF, parent, dst)
+            DISPATCH_W(w, fl, xf, CALL_APPLY_SPLIT);
+        }
+        return sdelta_rans_dec_end(&rd) && cnt == nchanged ? 0 : -1;
+    }
     if (mode == SDELTA_MODE_SPARSE) {
         size_t k = (size_t)nchanged;
         SdRansDecTable *dec[2] = {scr->dec_a, scr->dec_b};

@@ -23,7 +23,7 @@
 
 const char *sdelta_mode_name(int mode)
 {
-    static const char *names[] = {"unchanged", "raw", "sparse", "dense", "planes"};
+    static const char *names[] = {"unchanged", "raw", "sparse", "dense", "planes", "split"};
     return mode >= 0 && mode < SDELTA_MODE_COUNT ? names[mode] : "?";
 }
 

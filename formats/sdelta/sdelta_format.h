@@ -14,7 +14,7 @@
 #define SDELTA_MAGIC "SDLT\r\n\x1a\n"      /* 8 bytes at offset 0 */
 #define SDELTA_END_MAGIC "SDLTEND\n"       /* last 8 bytes of the file */
 #define SDELTA_VERSION_MAJOR 1u
-#define SDELTA_VERSION_MINOR 0u
+#define SDELTA_VERSION_MINOR 1u /* 1: split mode, up to 32 rANS lanes */
 #define SDELTA_PREAMBLE_BYTES 16u          /* magic, u16 major, u16 minor, u32 flags (0) */
 #define SDELTA_FOOTER_BYTES 48u            /* 5 x u64 + end magic */
 #define SDELTA_MAX_HEADER_BYTES (1ull << 30) /* decompressed header limit */
@@ -29,6 +29,7 @@ enum {
     SDELTA_MODE_SPARSE = 2,    /* transform byte, gap-token stream, value-token stream, extra bits */
     SDELTA_MODE_DENSE = 3,     /* transform byte, value-token stream over every element, extra bits */
     SDELTA_MODE_PLANES = 4,    /* one zstd frame of the XOR split into byte planes */
+    SDELTA_MODE_SPLIT = 5,     /* transform byte, one stream of every value's bytes (width <= 2) */
     SDELTA_MODE_COUNT
 };
 

@@ -6,12 +6,18 @@
 
 #include <math.h>
 #include <pthread.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SD_AVX2_PATH 1
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 #define M SDELTA_RANS_PROB_SCALE
 #define PB SDELTA_RANS_PROB_BITS
 #define L SDELTA_RANS_L
+#define NL SDELTA_RANS_SPLIT_LANES /* lanes of the AVX2 paths */
+#define NG ((int)NL / 8)           /* their groups of 8 */
 
 static float lg2_tab[M + 1];
 static pthread_once_t lg2_once = PTHREAD_ONCE_INIT;
@@ -176,6 +182,27 @@ void sdelta_rans_dectable_build(SdRansDecTable *d, const SdRansTable *t)
     }
 }
 
+#ifdef SD_AVX2_PATH
+/* 32 lanes as four groups of 8 AVX2 states. A group gathers its 8 slot entries, updates the
+ * states, and renormalizes the lanes below L from the next words in lane order: the words are
+ * widened to 32 bits and permuted to their lanes by a table indexed by the lane mask. The four
+ * groups' state chains are independent, so their latencies overlap. */
+static uint32_t perm_tab[256][8] __attribute__((aligned(32)));
+static int avx2_ok;
+static pthread_once_t avx2_once = PTHREAD_ONCE_INIT;
+
+static void avx2_fill(void)
+{
+    __builtin_cpu_init();
+    avx2_ok = __builtin_cpu_supports("avx2");
+    for (unsigned m = 0; m < 256; m++) {
+        unsigned r = 0;
+        for (unsigned j = 0; j < 8; j++)
+            perm_tab[m][j] = (m >> j) & 1 ? r++ : 0;
+    }
+}
+#endif
+
 /* ---- encoding ---- */
 
 typedef struct EncSym {
@@ -201,29 +228,111 @@ static void encsym_init(EncSym *e, uint32_t start, uint32_t freq)
     }
 }
 
+#ifdef SD_AVX2_PATH
+/* Word compression for the encoder: for lane mask m with c lanes set, entry r (8 - c <= r < 8)
+ * is the (r - 8 + c)-th set lane, so that the c words land in the top c of 8 positions. */
+static uint32_t cperm_tab[256][8] __attribute__((aligned(32)));
+static pthread_once_t cperm_once = PTHREAD_ONCE_INIT;
+
+static void cperm_fill(void)
+{
+    for (unsigned m = 0; m < 256; m++) {
+        unsigned c = (unsigned)__builtin_popcount(m), r = 8 - c;
+        for (unsigned j = 0; j < 8; j++)
+            cperm_tab[m][j] = 0;
+        for (unsigned j = 0; j < 8; j++)
+            if ((m >> j) & 1)
+                cperm_tab[m][r++] = j;
+    }
+}
+
+/* Encodes symbols n-1 .. 0 (n a multiple of 32) with 32 lanes as four groups of 8 AVX2 states,
+ * groups and lanes in descending order; each group stores its renormalization words in
+ * ascending lane order just below ptr (8 words are written, the extra ones below the new ptr,
+ * which the buffer's slack allows). Returns the new ptr. */
+__attribute__((target("avx2,popcnt"))) static uint16_t *
+enc32_avx2(uint32_t *xs, const EncSym (*es)[SDELTA_NSYMS], unsigned ntables, const uint8_t *syms,
+           size_t n, uint16_t *ptr)
+{
+    pthread_once(&cperm_once, cperm_fill);
+    /* two gathers per group: rcp_freq, and freq (13 bits) | bias << 13 (13 bits) | rcp_shift
+     * << 26, from which x_max = freq << 19 and cmpl_freq = M - freq follow; symbols that do not
+     * occur have freq 0 here and are never looked up */
+    uint32_t f_rcp[2 * SDELTA_NSYMS], f_pk[2 * SDELTA_NSYMS];
+    for (unsigned k = 0; k < 2; k++)
+        for (unsigned s = 0; s < SDELTA_NSYMS; s++) {
+            const EncSym *e = &es[k < ntables ? k : 0][s];
+            uint32_t freq = M - e->cmpl_freq;
+            f_rcp[k * SDELTA_NSYMS + s] = e->rcp_freq;
+            f_pk[k * SDELTA_NSYMS + s] = freq | e->bias << 13 | (uint32_t)e->rcp_shift << 26;
+        }
+    const __m256i m13 = _mm256_set1_epi32(0x1fff), mv = _mm256_set1_epi32((int)M);
+    const int o = ntables == 2 ? (int)SDELTA_NSYMS : 0;
+    const __m256i off = _mm256_setr_epi32(0, o, 0, o, 0, o, 0, o);
+    const __m256i pk = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                        0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    __m256i x[NG];
+    for (int g = 0; g < NG; g++)
+        x[g] = _mm256_loadu_si256((const __m256i *)(xs + 8 * g));
+    size_t i = n;
+    while (i > 0) {
+        i -= NL;
+        for (int g = NG - 1; g >= 0; g--) {
+            __m128i sb = _mm_loadl_epi64((const __m128i *)(syms + i + 8 * g));
+            __m256i idx = _mm256_add_epi32(_mm256_cvtepu8_epi32(sb), off);
+            __m256i rcp = _mm256_i32gather_epi32((const int *)f_rcp, idx, 4);
+            __m256i pkd = _mm256_i32gather_epi32((const int *)f_pk, idx, 4);
+            __m256i freq = _mm256_and_si256(pkd, m13);
+            __m256i xmax = _mm256_slli_epi32(freq, 19);
+            __m256i bias = _mm256_and_si256(_mm256_srli_epi32(pkd, 13), m13);
+            __m256i xx = x[g];
+            __m256i need = _mm256_cmpeq_epi32(_mm256_max_epu32(xx, xmax), xx); /* x >= x_max */
+            unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
+            __m256i wv = _mm256_permutevar8x32_epi32(
+                xx, _mm256_load_si256((const __m256i *)cperm_tab[msk]));
+            wv = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(wv, pk), 0x08);
+            _mm_storeu_si128((__m128i *)(ptr - 8), _mm256_castsi256_si128(wv));
+            ptr -= __builtin_popcount(msk);
+            xx = _mm256_blendv_epi8(xx, _mm256_srli_epi32(xx, 16), need);
+            /* q = mulhi(x, rcp) >> shift, on even and odd lanes */
+            __m256i qe = _mm256_srli_epi64(_mm256_mul_epu32(xx, rcp), 32);
+            __m256i qo = _mm256_mul_epu32(_mm256_srli_epi64(xx, 32), _mm256_srli_epi64(rcp, 32));
+            __m256i q = _mm256_blend_epi32(qe, qo, 0xaa);
+            q = _mm256_srlv_epi32(q, _mm256_srli_epi32(pkd, 26));
+            x[g] = _mm256_add_epi32(_mm256_add_epi32(xx, bias),
+                                    _mm256_mullo_epi32(q, _mm256_sub_epi32(mv, freq)));
+        }
+    }
+    for (int g = 0; g < NG; g++)
+        _mm256_storeu_si256((__m256i *)(xs + 8 * g), x[g]);
+    return ptr;
+}
+#endif
+
 bool sdelta_rans_encode(SdBuf *out, const SdRansTable *const *tables, unsigned ntables,
                         const uint8_t *syms, size_t n, unsigned lanes)
 {
     if (lanes < 1 || lanes > SDELTA_RANS_MAX_LANES || ntables < 1 || ntables > 2)
         return false;
     EncSym es[2][SDELTA_NSYMS];
+    memset(es, 0, sizeof es);
     for (unsigned k = 0; k < ntables; k++)
         for (unsigned s = 0; s < SDELTA_NSYMS; s++)
             if (tables[k]->freq[s])
                 encsym_init(&es[k][s], tables[k]->start[s], tables[k]->freq[s]);
     size_t cap = n + 2 * (size_t)lanes;
-    uint16_t *buf = malloc(cap * sizeof *buf);
+    uint16_t *buf = malloc((cap + 8) * sizeof *buf); /* 8 words of slack below for AVX2 stores */
     if (!buf) {
         out->oom = true;
         return false;
     }
-    uint16_t *ptr = buf + cap;
+    uint16_t *ptr = buf + 8 + cap;
     uint32_t x[SDELTA_RANS_MAX_LANES];
     for (unsigned j = 0; j < lanes; j++)
         x[j] = L;
     size_t i = n;
     unsigned j = (unsigned)(n % lanes);
-    while (i > 0) {
+    while (i > 0 && (lanes != NL || i % NL != 0)) {
         i--;
         j = j == 0 ? lanes - 1 : j - 1;
         const EncSym *e = &es[ntables == 1 ? 0 : i & 1][syms[i]];
@@ -236,11 +345,41 @@ bool sdelta_rans_encode(SdBuf *out, const SdRansTable *const *tables, unsigned n
         uint32_t q = (uint32_t)(((uint64_t)xx * e->rcp_freq) >> 32) >> e->rcp_shift;
         x[j] = xx + e->bias + q * e->cmpl_freq;
     }
+#ifdef SD_AVX2_PATH
+    if (lanes == NL) {
+        pthread_once(&avx2_once, avx2_fill);
+        if (avx2_ok)
+            ptr = enc32_avx2(x, es, ntables, syms, i, ptr);
+        i = 0;
+    }
+#endif
+    if (lanes == 32 && i % 32 == 0) {
+        /* whole groups of 32 symbols, lane = position in the group, table = lane % ntables */
+        const unsigned tm = ntables - 1;
+#define ENC_STEP(J)                                                                                \
+    do {                                                                                           \
+        const EncSym *e_ = &es[(J) & tm][syms[i + (J)]];                                           \
+        uint32_t xx_ = x[J], o_ = xx_ >= e_->x_max;                                                \
+        ptr[-1] = (uint16_t)xx_;                                                                   \
+        ptr -= o_;                                                                                 \
+        xx_ >>= o_ * 16;                                                                           \
+        uint32_t q_ = (uint32_t)(((uint64_t)xx_ * e_->rcp_freq) >> 32) >> e_->rcp_shift;           \
+        x[J] = xx_ + e_->bias + q_ * e_->cmpl_freq;                                                \
+    } while (0)
+#define ENC_STEP4(J) ENC_STEP(J + 3); ENC_STEP(J + 2); ENC_STEP(J + 1); ENC_STEP(J)
+        while (i > 0) {
+            i -= 32;
+            ENC_STEP4(28); ENC_STEP4(24); ENC_STEP4(20); ENC_STEP4(16);
+            ENC_STEP4(12); ENC_STEP4(8); ENC_STEP4(4); ENC_STEP4(0);
+        }
+#undef ENC_STEP4
+#undef ENC_STEP
+    }
     for (unsigned k = lanes; k-- > 0;) {
         *--ptr = (uint16_t)(x[k] >> 16);
         *--ptr = (uint16_t)x[k];
     }
-    size_t nwords = (size_t)(buf + cap - ptr);
+    size_t nwords = (size_t)(buf + 8 + cap - ptr);
     sdbuf_u8(out, (uint8_t)lanes);
     sdbuf_varint(out, (uint64_t)nwords * 2);
     if (sdbuf_reserve(out, nwords * 2)) {
@@ -312,6 +451,52 @@ static inline bool dec_one(SdRansDec *s, const uint8_t **inp, size_t i, uint8_t 
     return true;
 }
 
+#ifdef SD_AVX2_PATH
+
+/* Decodes whole groups of 32 symbols while at least 32 remain and 64 bytes are ahead (a group
+ * of 8 lanes reads at most 16 bytes). tab: the slot entries of table 0, followed at odd_off by
+ * those of the odd lanes' table. Returns the symbols decoded. */
+__attribute__((target("avx2,popcnt"))) static size_t
+dec32_avx2(uint32_t *xs, const uint32_t *tab, int odd_off, const uint8_t **inp,
+           const uint8_t *end, uint8_t *out, size_t n)
+{
+    const uint8_t *in = *inp;
+    const __m256i m12 = _mm256_set1_epi32(M - 1), one = _mm256_set1_epi32(1);
+    const __m256i lv = _mm256_set1_epi32((int)L);
+    const __m256i off = _mm256_setr_epi32(0, odd_off, 0, odd_off, 0, odd_off, 0, odd_off);
+    const __m256i shs = _mm256_setr_epi8(3, 7, 11, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                         -1, 3, 7, 11, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                         -1, -1);
+    const __m256i pk = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+    __m256i x[NG];
+    for (int g = 0; g < NG; g++)
+        x[g] = _mm256_loadu_si256((const __m256i *)(xs + 8 * g));
+    size_t i = 0;
+    for (; n - i >= NL && end - in >= 16 * NG; i += NL) {
+        for (int g = 0; g < NG; g++) {
+            __m256i idx = _mm256_add_epi32(_mm256_and_si256(x[g], m12), off);
+            __m256i e = _mm256_i32gather_epi32((const int *)tab, idx, 4);
+            __m256i sy = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(e, shs), pk);
+            _mm_storel_epi64((__m128i *)(out + i + 8 * g), _mm256_castsi256_si128(sy));
+            __m256i f = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(e, 12), m12), one);
+            __m256i nx = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srli_epi32(x[g], PB)),
+                                          _mm256_and_si256(e, m12));
+            __m256i need = _mm256_cmpgt_epi32(lv, nx);
+            unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
+            __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)in));
+            w = _mm256_permutevar8x32_epi32(w, _mm256_load_si256((const __m256i *)perm_tab[msk]));
+            __m256i sh = _mm256_or_si256(_mm256_slli_epi32(nx, 16), w);
+            x[g] = _mm256_blendv_epi8(nx, sh, need);
+            in += 2 * (unsigned)__builtin_popcount(msk);
+        }
+    }
+    for (int g = 0; g < NG; g++)
+        _mm256_storeu_si256((__m256i *)(xs + 8 * g), x[g]);
+    *inp = in;
+    return i;
+}
+#endif
+
 bool sdelta_rans_dec_block(SdRansDec *s, uint8_t *syms, size_t n)
 {
     const uint8_t *in = s->in, *end = s->end;
@@ -324,6 +509,13 @@ bool sdelta_rans_dec_block(SdRansDec *s, uint8_t *syms, size_t n)
         i++;
     }
     const SdRansDecTable *d0 = s->d[0], *d1 = s->d[1];
+#ifdef SD_AVX2_PATH
+    if (s->lanes == NL && (d1 == d0 || d1 == d0 + 1)) {
+        pthread_once(&avx2_once, avx2_fill);
+        if (avx2_ok)
+            i += dec32_avx2(s->x, d0->slot, d1 == d0 ? 0 : (int)M, &in, end, syms + i, n - i);
+    }
+#endif
     if (s->lanes == 4) {
         uint32_t x0 = s->x[0], x1 = s->x[1], x2 = s->x[2], x3 = s->x[3];
         /* each symbol reads at most one word, so 4 symbols read at most 8 bytes */

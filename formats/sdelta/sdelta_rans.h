@@ -1,5 +1,5 @@
 /* A static, order-0 rANS entropy coder for byte tokens (ryg_rans style: 32-bit state in
- * [2^15, 2^31), 16-bit renormalization, 12-bit probabilities, 1 to 8 interleaved lanes).
+ * [2^15, 2^31), 16-bit renormalization, 12-bit probabilities, 1 to 32 interleaved lanes).
  * A table is built from symbol counts, stored either inline in a chunk or shared in the header,
  * and drives both encoding and decoding. Private to formats/sdelta/. */
 #ifndef SDELTA_RANS_H
@@ -11,7 +11,9 @@
 
 #include "formats/sdelta/sdelta_format.h"
 
-#define SDELTA_RANS_MAX_LANES 8u
+#define SDELTA_RANS_MAX_LANES 32u
+/* Lanes of the split mode's streams: four groups of 8, decoded with AVX2 where available. */
+#define SDELTA_RANS_SPLIT_LANES 32u
 
 /* A normalized frequency table: freq[s] > 0 for every symbol that may occur, sum 4096. */
 typedef struct SdRansTable {

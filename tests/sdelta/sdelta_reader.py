@@ -159,7 +159,7 @@ def rans_decode(r, freqs, n):
     tabs = [_slots(f) for f in freqs]
     lanes = r.u8()
     nbytes = r.varint()
-    if not 1 <= lanes <= 8 or nbytes % 2 or nbytes < 4 * lanes:
+    if not 1 <= lanes <= 32 or nbytes % 2 or nbytes < 4 * lanes:
         raise SdeltaError("stream header")
     words = r.bytes(nbytes)
     w = struct.unpack("<%dH" % (nbytes // 2), words)
@@ -296,6 +296,27 @@ def decode_chunk(mode, payload, nchanged, parent, m, w, is_float, shared):
             if sum(1 for x in t if x) != nchanged or not vbits.done():
                 raise SdeltaError("dense count or extra bits")
         return child
+    elif mode == 5:
+        if w > 2:
+            raise SdeltaError("split mode for a width above 2")
+        r = Reader(payload)
+        xf = r.u8()
+        if xf > 1 or nchanged == 0:
+            raise SdeltaError("split transform or count")
+        apply = make_transform(xf, w, is_float)
+        t = read_stream(r, shared, m * w, w)
+        if r.p != len(payload):
+            raise SdeltaError("split payload has trailing bytes")
+        child = list(parent)
+        nz = 0
+        for i in range(m):
+            v = int.from_bytes(t[i * w:(i + 1) * w], "little")
+            if v:
+                nz += 1
+                child[i] = apply(parent[i], v)
+        if nz != nchanged:
+            raise SdeltaError("split count")
+        return child
     else:
         raise SdeltaError("unknown mode %d" % mode)
     if sum(1 for a, b in zip(parent, child) if a != b) != nchanged:
@@ -312,7 +333,7 @@ def read_delta(path):
     if len(b) < 64 or b[:8] != b"SDLT\r\n\x1a\n":
         raise SdeltaError("not a .sdelta file")
     major, minor, flags = struct.unpack_from("<HHI", b, 8)
-    if major != 1 or minor != 0 or flags != 0:
+    if major != 1 or minor > 1 or flags != 0:
         raise SdeltaError("version or flags")
     foot = b[-48:]
     if foot[40:] != b"SDLTEND\n":

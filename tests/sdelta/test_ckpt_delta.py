@@ -117,6 +117,7 @@ class Case:
 
 def case_oracle(c):
     rng = random.Random(5)
+    modes = set()
     for density in (0.0, 0.001, 0.05, 0.3, 0.95, 1.0):
         parent, child = make_pair(rng, density)
         write_st(c.path("p.safetensors"), parent)
@@ -126,6 +127,7 @@ def case_oracle(c):
         d = sdelta_reader.read_delta(c.path("d.sdelta"))
         c.check(d.step == 7 and d.parent_name == "p.safetensors", "step or parent name")
         c.check(("k", "v") in d.meta and ("format", "pt") in d.meta, "metadata %r" % d.meta)
+        modes.update(ch[0] for t in d.tensors for ch in t["chunks"])
         got = sdelta_reader.decode(d, {n: b for n, _, _, b in parent})
         want = {n: b for n, _, _, b in child}
         c.check(set(got) == set(want), "tensor names differ")
@@ -139,6 +141,7 @@ def case_oracle(c):
             c.fail("independent reader accepted the wrong parent")
         except (sdelta_reader.SdeltaError, KeyError):
             pass
+    c.check(modes >= {0, 1, 2, 3, 5}, "chunk modes covered by the oracle: %r" % sorted(modes))
 
 
 def case_apply(c):
@@ -189,6 +192,19 @@ def case_errors(c):
     c.check("chunk" in r.stderr and "tensor '" in r.stderr, "message: " + r.stderr)
     c.run("apply", c.path("p.safetensors"), c.path("bad.sdelta"), "-o", c.path("o.safetensors"),
           want=2)
+    # a newer minor version (here 1.2): refused with both versions named, by both readers
+    good = open(c.path("d.sdelta"), "rb").read()
+    c.check(good[8:12] == b"\x01\x00\x01\x00", "writer version %r" % good[8:12])
+    newer = bytearray(good)
+    newer[10] = 2
+    open(c.path("newer.sdelta"), "wb").write(newer)
+    r = c.run("info", c.path("newer.sdelta"), want=2)
+    c.check("version 1.2" in r.stderr and "1.1" in r.stderr, "message: " + r.stderr)
+    try:
+        sdelta_reader.read_delta(c.path("newer.sdelta"))
+        c.fail("independent reader accepted version 1.2")
+    except sdelta_reader.SdeltaError:
+        pass
     # truncated: exit 2
     open(c.path("cut.sdelta"), "wb").write(bytes(b[:-5]))
     c.run("info", c.path("cut.sdelta"), want=2)

@@ -1,5 +1,6 @@
-/* Chunk codec round trips on raw buffers: every width, both transforms, every mode, densities
- * from one change to all, parent present or absent, and the rANS reciprocal's exactness. */
+/* Chunk codec round trips on raw buffers: every width, both transforms, every mode (split: widths
+ * 1 and 2), densities from one change to all, parent present or absent, and the rANS
+ * reciprocal's exactness. */
 #include "formats/sdelta/sdelta_chunk.h"
 #include "formats/sdelta/sdelta_hash.h"
 
@@ -62,6 +63,8 @@ static void roundtrip(size_t m, unsigned w, bool fl, double density, bool with_p
     uint64_t nch;
     int rc = sdelta_encode_chunk(&sh, with_parent ? p : NULL, c, NULL, &opt, &scr, &md, &nch, &out);
     CHECK(rc == 0, "encode");
+    CHECK(mode != SDELTA_MODE_SPLIT || w > 2 || nch == 0 || md == SDELTA_MODE_SPLIT,
+          "forced split mode not taken (m=%zu w=%u)", m, w);
     SdChunkScratch dscr = {0};
     const char *why = "";
     memset(d, 0xAA, m * w);
@@ -99,7 +102,7 @@ int main(void)
                         roundtrip(sizes[si], widths[wi], fl, dens[di], par, -1, -1);
                         n++;
                         if (sizes[si] <= 4099 && dens[di] > 0)
-                            for (int mode = 1; mode <= 4; mode++)
+                            for (int mode = 1; mode <= 5; mode++) /* 5 (split): w <= 2 */
                                 for (int xf = 0; xf < 2; xf++) {
                                     roundtrip(sizes[si], widths[wi], fl, dens[di], par, mode, xf);
                                     n++;
