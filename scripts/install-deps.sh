@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libzstd-dev libhdf5-dev
       hdf5-tools libopenblas-dev liblapacke-dev gnuplot-nox)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(python3-numpy python3-h5py python3-pip)
+  # clang and its runtime build the libFuzzer harness for the short fuzz test
+  pkgs+=(python3-numpy python3-h5py python3-pip clang libclang-rt-14-dev)
 fi
 
 missing=()
