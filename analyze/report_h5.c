@@ -163,6 +163,9 @@ static int write_root_attrs(H5Ctx *x, const Grouping *g, const ReportH5Meta *met
         rc = h5w_attr_strings(x->w, root, "tolerance_keys", r->cfg.ntol, keyp, x->err);
     if (!rc && r->cfg.has_rtol)
         rc = h5w_attr_f64(x->w, root, "rtol", r->cfg.rtol, x->err);
+    if (!rc && r->delta_dtype)
+        rc = h5w_attr_string(x->w, root, "delta_dtype", scan_delta_dtype_name(r->delta_dtype),
+                             x->err);
     if (!rc && g->pattern)
         rc = h5w_attr_string(x->w, root, "group_regex", g->pattern, x->err);
     return rc;

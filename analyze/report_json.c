@@ -122,6 +122,10 @@ void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
     for (size_t k = 0; k < r->cfg.ntol; k++)
         jw_double(&w, r->cfg.tol[k]);
     jw_array_end(&w);
+    if (r->delta_dtype) {
+        jw_key(&w, "delta_dtype");
+        jw_string(&w, scan_delta_dtype_name(r->delta_dtype));
+    }
     if (r->cfg.has_rtol) {
         jw_key(&w, "rtol");
         jw_double(&w, r->cfg.rtol);

@@ -82,6 +82,9 @@ static void print_summary(FILE *f, const ScanReport *r)
     fprintf(f, "A: %s\nB: %s\n", r->path_a, r->path_b);
     fprintf(f, "compared %zu tensors, %llu elements (%.3f GB of A+B in %.2f s)\n", pl->npairs,
             (unsigned long long)r->total.numel, (double)r->bytes_scanned / 1e9, r->seconds);
+    if (r->delta_dtype)
+        fprintf(f, "tolerances tested on B-A rounded to %s (--delta-dtype)\n",
+                scan_delta_dtype_name(r->delta_dtype));
     print_names(f, "only in A", pl->only_a, pl->nonly_a);
     print_names(f, "only in B", pl->only_b, pl->nonly_b);
     print_names(f, "skipped, dtype or shape differ", pl->mismatched, pl->nmismatched);

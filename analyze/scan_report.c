@@ -2,6 +2,8 @@
  * --masks, the changed-element masks the scan pass writes). */
 #include "analyze/scan_report.h"
 
+#include "analyze/delta_dtype.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +31,59 @@ static void batch_progress(void *ctx, uint64_t done, uint64_t total)
     bp->opt->progress(bp->opt->progress_ctx, bp->offset + done, bp->total);
 }
 
+/* The dtype Δ is rounded to for a tensor of dtype dt under --delta-dtype (DT_COUNT: none). */
+static DType delta_round_dtype(const ScanOptions *opt, DType dt)
+{
+    if (opt->delta_dtype == 0)
+        return DT_COUNT;
+    return opt->delta_dtype == 1 ? dt : (DType)(opt->delta_dtype - 2);
+}
+
+/* scan_jobs_cpu_masks with opt's tolerances; under --delta-dtype, once per dtype present with the
+ * thresholds for that dtype (see delta_dtype.h). */
+static int scan_run_jobs(const ScanOptions *opt, const ScanJob *jobs, uint8_t *const *masks,
+                         size_t n, ScanCounts *counts, ScanProgressFn progress, void *ctx)
+{
+    if (opt->delta_dtype == 0)
+        return scan_jobs_cpu_masks(&opt->cfg, jobs, masks, n, opt->threads, counts, progress,
+                                   ctx);
+    ScanJob *sub = malloc((n ? n : 1) * sizeof *sub);
+    uint8_t **sub_masks = calloc(n ? n : 1, sizeof *sub_masks);
+    ScanCounts *sub_counts = malloc((n ? n : 1) * sizeof *sub_counts);
+    size_t *index = malloc((n ? n : 1) * sizeof *index);
+    int rc = sub && sub_masks && sub_counts && index ? 0 : SS_EOUTPUT;
+    for (int dt = 0; dt < DT_COUNT && rc == 0; dt++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (jobs[i].dtype != (DType)dt)
+                continue;
+            index[m] = i;
+            sub[m] = jobs[i];
+            sub_masks[m] = masks ? masks[i] : NULL;
+            m++;
+        }
+        if (m == 0)
+            continue;
+        DType round_to = delta_round_dtype(opt, (DType)dt);
+        ScanConfig cfg = round_to == DT_COUNT ? opt->cfg : delta_dtype_config(&opt->cfg, round_to);
+        rc = scan_jobs_cpu_masks(&cfg, sub, masks ? sub_masks : NULL, m, opt->threads,
+                                 sub_counts, NULL, NULL);
+        for (size_t k = 0; k < m && rc == 0; k++)
+            counts[index[k]] = sub_counts[k];
+    }
+    if (rc == 0 && progress) {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += 2 * jobs[i].numel * dtype_size(jobs[i].dtype);
+        progress(ctx, bytes, bytes);
+    }
+    free(sub);
+    free(sub_masks);
+    free(sub_counts);
+    free(index);
+    return rc;
+}
+
 /* Both sides mapped: one multi-threaded pass over every pair. */
 static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
 {
@@ -40,8 +95,8 @@ static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
         const TensorPair *p = &out->pairs.pairs[i];
         jobs[i] = (ScanJob){p->a->dtype, p->a->data, p->b->data, p->a->numel};
     }
-    int rc = scan_jobs_cpu_masks(&opt->cfg, jobs, out->masks, n, opt->threads, out->counts,
-                                 opt->progress, opt->progress_ctx);
+    int rc = scan_run_jobs(opt, jobs, out->masks, n, out->counts, opt->progress,
+                           opt->progress_ctx);
     free(jobs);
     return rc ? ss_err(err, rc, "cannot start the scan: out of memory or threads") : 0;
 }
@@ -89,10 +144,9 @@ static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, Sc
         jobs[i] = (ScanJob){p->a->dtype, da, db, p->a->numel};
         held += (owned[2 * i] ? p->a->nbytes : 0) + (owned[2 * i + 1] ? p->b->nbytes : 0);
         if (rc == 0 && (held >= SCAN_BATCH_BYTES || i + 1 == n)) {
-            rc = scan_jobs_cpu_masks(&opt->cfg, jobs + first, out->masks ? out->masks + first
-                                                                         : NULL,
-                                     i + 1 - first, opt->threads, out->counts + first,
-                                     opt->progress ? batch_progress : NULL, &bp);
+            rc = scan_run_jobs(opt, jobs + first, out->masks ? out->masks + first : NULL,
+                               i + 1 - first, out->counts + first,
+                               opt->progress ? batch_progress : NULL, &bp);
             if (rc)
                 rc = ss_err(err, rc, "cannot start the scan: out of memory or threads");
             for (size_t k = first; k <= i; k++) {
@@ -145,6 +199,7 @@ int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanRepor
     out->path_a = a->listing->path;
     out->path_b = b->listing->path;
     out->cfg = opt->cfg;
+    out->delta_dtype = opt->delta_dtype;
     scan_counts_init(&out->total);
     int rc = pairs_match(a->listing, b->listing, opt->skip_mismatched, &out->pairs, err);
     if (rc)
@@ -215,4 +270,11 @@ double scan_rel_l2_delta(const ScanCounts *c)
 void scan_tol_key(double tol, char *buf, size_t len)
 {
     snprintf(buf, len, "%g", tol);
+}
+
+const char *scan_delta_dtype_name(int delta_dtype)
+{
+    if (delta_dtype == 0)
+        return NULL;
+    return delta_dtype == 1 ? "same" : dtype_name((DType)(delta_dtype - 2));
 }

@@ -17,11 +17,14 @@ typedef struct ScanOptions {
     ScanProgressFn progress;  /* may be NULL */
     void *progress_ctx;
     int masks;                /* keep each pair's changed-element mask (ScanReport.masks) */
+    int delta_dtype;          /* tolerances test |round(b - a)| > t: 0 off (exact difference),
+                                 1 rounded to each tensor's own dtype, else DT_* + 2 for one dtype */
 } ScanOptions;
 
 typedef struct ScanReport {
     const char *path_a, *path_b;
     ScanConfig cfg;
+    int delta_dtype;          /* as in ScanOptions */
     PairList pairs;           /* the compared pairs and the names left out */
     ScanCounts *counts;       /* counts[i] for pairs.pairs[i] */
     ScanCounts total;         /* merged over all pairs, in name order */
@@ -58,6 +61,9 @@ double scan_rel_l2_delta(const ScanCounts *c);
 
 /* Bytes of the changed-element mask of numel elements, ceil(numel/8). */
 uint64_t scan_mask_bytes(uint64_t numel);
+
+/* "same", "BF16", "F16" or "F32" for a delta_dtype setting (NULL for 0: off). */
+const char *scan_delta_dtype_name(int delta_dtype);
 
 /* The key a tolerance has in reports: C's "%g" of it (1e-05). */
 void scan_tol_key(double tol, char *buf, size_t len);

@@ -13,6 +13,7 @@
 #include "analyze/progress.h"
 #include "analyze/report.h"
 #include "analyze/scan_report.h"
+#include "analyze/series.h"
 #include "formats/safetensors.h"
 
 /* More threads than this only costs start-up time: the scan is bound by memory bandwidth. */
@@ -22,6 +23,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
 "usage: sparsity-scan A B [options]\n"
+"       sparsity-scan --series RUN [options]\n"
 "\n"
 "Counts which weights differ between checkpoints A and B, per tensor and in total.\n"
 "A and B are each a .safetensors file, a Hugging Face model folder with\n"
@@ -30,6 +32,8 @@ static void usage(FILE *f)
 "options:\n"
 "  --tol T[,T...]     absolute tolerances: count |B-A| > T (default 1e-5; up to %d)\n"
 "  --rtol ETA         also count |B-A| > ETA*max(|A|,|B|) (1e-3 equals bitwise for bf16)\n"
+"  --delta-dtype D    test the tolerances on B-A rounded to D, as scripts that subtract in\n"
+"                     bf16 do: D = same (each tensor's own dtype), bf16, f16 or f32\n"
 "  --json             print the JSON report (schema sparsity-scan/1) instead of the table\n"
 "  --top N            table: show only the N least sparse tensors (default 0: all)\n"
 "  --by-layer         table: one row per layer (weighted sparsity, mean over its\n"
@@ -41,6 +45,12 @@ static void usage(FILE *f)
 "  --masks            with --h5: also store each tensor's changed-element bitmap\n"
 "                     (masks/<tensor>, packed 8 a byte, LSB first; held in memory\n"
 "                     until written: numel/8 bytes over all tensors)\n"
+"  --series RUN       instead of A B: scan a run folder's base against each snapshot\n"
+"                     and each snapshot against the previous one: sparsity by step,\n"
+"                     and each element never changed / changed then restored to the\n"
+"                     base bits / changed at the last step (JSON sparsity-series/1;\n"
+"                     takes --tol, --rtol, --json, --h5, --group-regex, --threads,\n"
+"                     --quiet; numel/8 bytes of memory for the split)\n"
 "  --threads N        worker threads, at most %d (default 0: all cores)\n"
 "  --skip-mismatched  skip shared tensors whose dtype or shape differ instead of failing\n"
 "  --quiet            no progress bar\n"
@@ -105,6 +115,20 @@ static int parse_tolerances(const char *arg, ScanConfig *cfg)
     return 0;
 }
 
+/* --delta-dtype's value as ScanOptions.delta_dtype wants it, or -1. */
+static int parse_delta_dtype(const char *s)
+{
+    if (strcmp(s, "same") == 0)
+        return 1;
+    if (strcmp(s, "bf16") == 0)
+        return DT_BF16 + 2;
+    if (strcmp(s, "f16") == 0)
+        return DT_F16 + 2;
+    if (strcmp(s, "f32") == 0)
+        return DT_F32 + 2;
+    return -1;
+}
+
 /* Parses a count in [0, max] filling all of s. */
 static int parse_count(const char *s, const char *opt, long max, long *out)
 {
@@ -149,11 +173,44 @@ static char *join_command_line(int argc, char **argv)
     return out;
 }
 
+/* --series RUN: the run's checkpoint series (analyze/series.h); returns the exit status. */
+static int main_series(const char *run, ScanOptions *opt, const char *group_regex,
+                       const char *h5_path, int json, int quiet, const char *command_line)
+{
+    SsError err = {0};
+    GroupRules rules;
+    if (grouping_rules_init(&rules, group_regex, &err) != 0) {
+        fprintf(stderr, "sparsity-scan: --group-regex: %s\nTry 'sparsity-scan --help'.\n", err.msg);
+        return 1;
+    }
+    Progress progress;
+    progress_init(&progress, !quiet);
+    opt->progress = progress_update;
+    opt->progress_ctx = &progress;
+    SeriesReport rep;
+    int rc = series_scan_run(run, &rules, opt, &rep, &err);
+    progress_finish(&progress);
+    if (rc == 0 && h5_path)
+        rc = series_write_h5(h5_path, &rep, command_line, &err);
+    if (rc == 0) {
+        if (json)
+            series_write_json(stdout, &rep);
+        else
+            series_write_table(stdout, &rep);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            rc = ss_err(&err, SS_EOUTPUT, "cannot write the report to standard output");
+    }
+    series_report_free(&rep);
+    if (rc)
+        fprintf(stderr, "sparsity-scan: %s\n", err.msg);
+    grouping_rules_free(&rules);
+    return ss_exit_status(rc);
+}
 
 int main(int argc, char **argv)
 {
     enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION,
-           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS };
+           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS, OPT_SERIES, OPT_DELTA_DTYPE };
     static const struct option longopts[] = {
         {"tol", required_argument, NULL, OPT_TOL},
         {"rtol", required_argument, NULL, OPT_RTOL},
@@ -166,6 +223,8 @@ int main(int argc, char **argv)
         {"group-regex", required_argument, NULL, OPT_GROUP_REGEX},
         {"h5", required_argument, NULL, OPT_H5},
         {"masks", no_argument, NULL, OPT_MASKS},
+        {"series", required_argument, NULL, OPT_SERIES},
+        {"delta-dtype", required_argument, NULL, OPT_DELTA_DTYPE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -174,6 +233,7 @@ int main(int argc, char **argv)
     int json = 0, quiet = 0, by_layer = 0;
     long top = 0, threads = 0;
     const char *group_regex = NULL, *h5_path = NULL;
+    const char *series_run = NULL;
     /* Recorded before getopt_long permutes argv (static: still reachable on the early returns). */
     static char *command_line;
     command_line = join_command_line(argc, argv);
@@ -212,11 +272,29 @@ int main(int argc, char **argv)
             h5_path = optarg;
             break;
         case OPT_MASKS: opt.masks = 1; break;
+        case OPT_SERIES: series_run = optarg; break;
+        case OPT_DELTA_DTYPE:
+            if ((opt.delta_dtype = parse_delta_dtype(optarg)) < 0)
+                return usage_error("--delta-dtype: '%s' is not one of same, bf16, f16, f32",
+                                   optarg);
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("sparsity-scan %s\n", SS_VERSION); return 0;
         default:
             return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
         }
+    }
+    if (series_run) {
+        if (argc != optind)
+            return usage_error("%s", "--series RUN takes no checkpoints A and B");
+        if (opt.masks || top || by_layer || opt.skip_mismatched || opt.delta_dtype)
+            return usage_error("%s", "--series does not take --masks, --top, --by-layer, "
+                                     "--skip-mismatched or --delta-dtype");
+        opt.threads = (int)threads;
+        int status = main_series(series_run, &opt, group_regex, h5_path, json, quiet,
+                                 command_line);
+        free(command_line);
+        return status;
     }
     if (argc - optind != 2)
         return usage_error("%s", "needs exactly two checkpoints, A and B");

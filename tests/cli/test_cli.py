@@ -21,7 +21,7 @@ import gen  # noqa: E402
 import sslib as L  # noqa: E402
 
 OPTIONS = ['--tol', '--rtol', '--json', '--threads', '--quiet', '--skip-mismatched', '--top',
-           '--by-layer', '--group-regex', '--h5']
+           '--by-layer', '--group-regex', '--h5', '--masks', '--delta-dtype']
 # Schema sparsity-scan/1 as issue 2 fixed it, plus the keys the grouping added (keys are only
 # ever added, never removed or renamed).
 TOP_KEYS = {'schema', 'a', 'b', 'tolerances', 'totals', 'tensors', 'only_in_a', 'only_in_b',
