@@ -9,13 +9,20 @@
 #include <stdio.h>
 
 #include "analyze/grouping.h"
+#include "analyze/json_writer.h"
 #include "analyze/scan_report.h"
+#include "formats/h5_write.h"
 
 #define REPORT_JSON_SCHEMA "sparsity-scan/1"
 
 /* The JSON document, pretty-printed, followed by a newline. With g (may be NULL) it includes each
  * tensor's layer and module and the "layers" and "groups" figures. */
 void report_write_json(FILE *f, const ScanReport *r, const Grouping *g);
+
+/* The count members of a report object (numel, changed, sparsity, nonfinite, changed_tol, and
+ * changed_rtol when cfg has an rtol); with deltas also max_abs_delta, l2_delta, rel_l2_delta.
+ * Inside an object the caller opened. Shared by the scan and series reports. */
+void report_json_counts(JsonWriter *w, const ScanConfig *cfg, const ScanCounts *c, int deltas);
 
 /* The table: a summary, one row per tensor with the least sparse first (at most top rows when
  * top > 0), and a totals line. */
@@ -30,6 +37,13 @@ typedef struct ReportH5Meta {
     const char *command_line;  /* the arguments, shell-quoted and joined by spaces */
     uint64_t input_bytes[2];   /* sizes of A's and B's .safetensors files */
 } ReportH5Meta;
+
+/* Root attributes every HDF5 report of sparsity-scan carries: schema, tool, tool_version,
+ * definitions_version, command_line, tolerances, tolerance_keys, rtol (with one), group_regex
+ * (with one: pattern may be NULL). Shared by the scan and series reports. */
+int report_h5_common_attrs(H5Out *w, const char *schema, int64_t definitions_version,
+                           const char *command_line, const ScanConfig *cfg, const char *pattern,
+                           SsError *err);
 
 /* Writes the HDF5 report to path atomically ("<path>.tmp.<pid>", flushed, fsynced, renamed; the
  * temporary file is removed on any failure, and path is never left partly written). Returns 0 or

@@ -130,44 +130,53 @@ static int write_block(H5Ctx *x, const Block *b)
 
 /* ---- the parts of the file ---- */
 
+int report_h5_common_attrs(H5Out *w, const char *schema, int64_t definitions_version,
+                           const char *command_line, const ScanConfig *cfg, const char *pattern,
+                           SsError *err)
+{
+    hid_t root = h5w_root(w);
+    char keys[SCAN_MAX_TOL][64];
+    const char *keyp[SCAN_MAX_TOL];
+    for (size_t k = 0; k < cfg->ntol; k++) {
+        scan_tol_key(cfg->tol[k], keys[k], sizeof keys[k]);
+        keyp[k] = keys[k];
+    }
+    int rc = h5w_attr_string(w, root, "schema", schema, err);
+    if (!rc)
+        rc = h5w_attr_string(w, root, "tool", "sparsity-scan", err);
+    if (!rc)
+        rc = h5w_attr_string(w, root, "tool_version", SS_VERSION, err);
+    if (!rc)
+        rc = h5w_attr_i64(w, root, "definitions_version", definitions_version, err);
+    if (!rc)
+        rc = h5w_attr_string(w, root, "command_line", command_line, err);
+    if (!rc)
+        rc = h5w_attr_array(w, root, "tolerances", H5W_F64, cfg->ntol, cfg->tol, err);
+    if (!rc)
+        rc = h5w_attr_strings(w, root, "tolerance_keys", cfg->ntol, keyp, err);
+    if (!rc && cfg->has_rtol)
+        rc = h5w_attr_f64(w, root, "rtol", cfg->rtol, err);
+    if (!rc && pattern)
+        rc = h5w_attr_string(w, root, "group_regex", pattern, err);
+    return rc;
+}
+
 static int write_root_attrs(H5Ctx *x, const Grouping *g, const ReportH5Meta *meta)
 {
     const ScanReport *r = x->r;
     hid_t root = h5w_root(x->w);
     const char *inputs[2] = {r->path_a, r->path_b};
-    char keys[SCAN_MAX_TOL][64];
-    const char *keyp[SCAN_MAX_TOL];
-    for (size_t k = 0; k < r->cfg.ntol; k++) {
-        scan_tol_key(r->cfg.tol[k], keys[k], sizeof keys[k]);
-        keyp[k] = keys[k];
-    }
-    int rc = h5w_attr_string(x->w, root, "schema", REPORT_JSON_SCHEMA, x->err);
-    if (!rc)
-        rc = h5w_attr_string(x->w, root, "tool", "sparsity-scan", x->err);
-    if (!rc)
-        rc = h5w_attr_string(x->w, root, "tool_version", SS_VERSION, x->err);
-    if (!rc)
-        rc = h5w_attr_i64(x->w, root, "definitions_version", REPORT_H5_DEFINITIONS_VERSION,
-                          x->err);
-    if (!rc)
-        rc = h5w_attr_string(x->w, root, "command_line", meta->command_line, x->err);
+    int rc = report_h5_common_attrs(x->w, REPORT_JSON_SCHEMA, REPORT_H5_DEFINITIONS_VERSION,
+                                    meta->command_line, &r->cfg, g->pattern, x->err);
     if (!rc)
         rc = h5w_attr_strings(x->w, root, "inputs", 2, inputs, x->err);
     if (!rc)
         rc = h5w_attr_array(x->w, root, "input_bytes", H5W_U64, 2, meta->input_bytes, x->err);
     if (!rc)
         rc = h5w_attr_u64(x->w, root, "scanned_bytes", r->bytes_scanned, x->err);
-    if (!rc)
-        rc = h5w_attr_array(x->w, root, "tolerances", H5W_F64, r->cfg.ntol, r->cfg.tol, x->err);
-    if (!rc)
-        rc = h5w_attr_strings(x->w, root, "tolerance_keys", r->cfg.ntol, keyp, x->err);
-    if (!rc && r->cfg.has_rtol)
-        rc = h5w_attr_f64(x->w, root, "rtol", r->cfg.rtol, x->err);
     if (!rc && r->delta_dtype)
         rc = h5w_attr_string(x->w, root, "delta_dtype", scan_delta_dtype_name(r->delta_dtype),
                              x->err);
-    if (!rc && g->pattern)
-        rc = h5w_attr_string(x->w, root, "group_regex", g->pattern, x->err);
     return rc;
 }
 

@@ -2,9 +2,8 @@
  * per-layer and per layer x module figures of a Grouping. */
 #include "analyze/report.h"
 
-#include "analyze/json_writer.h"
 
-static void write_counts(JsonWriter *w, const ScanReport *r, const ScanCounts *c)
+void report_json_counts(JsonWriter *w, const ScanConfig *cfg, const ScanCounts *c, int deltas)
 {
     char key[64];
     jw_key(w, "numel");
@@ -17,16 +16,18 @@ static void write_counts(JsonWriter *w, const ScanReport *r, const ScanCounts *c
     jw_uint(w, c->nonfinite);
     jw_key(w, "changed_tol");
     jw_object_begin(w);
-    for (size_t k = 0; k < r->cfg.ntol; k++) {
-        scan_tol_key(r->cfg.tol[k], key, sizeof key);
+    for (size_t k = 0; k < cfg->ntol; k++) {
+        scan_tol_key(cfg->tol[k], key, sizeof key);
         jw_key(w, key);
         jw_uint(w, c->changed_tol[k]);
     }
     jw_object_end(w);
-    if (r->cfg.has_rtol) {
+    if (cfg->has_rtol) {
         jw_key(w, "changed_rtol");
         jw_uint(w, c->changed_rtol);
     }
+    if (!deltas)
+        return;
     jw_key(w, "max_abs_delta");
     jw_double(w, c->max_abs_delta);
     jw_key(w, "l2_delta");
@@ -80,7 +81,7 @@ static void write_groups(JsonWriter *w, const ScanReport *r, const Grouping *g)
         jw_object_begin(w);
         write_layer(w, L->layer);
         write_group_sizes(w, L->ntensors, L->nmatrices);
-        write_counts(w, r, &L->counts);
+        report_json_counts(w, &r->cfg, &L->counts, 1);
         jw_key(w, "mean_matrix_sparsity");
         jw_double(w, L->mean_matrix_sparsity);
         jw_key(w, "least_sparse_module");
@@ -98,7 +99,7 @@ static void write_groups(JsonWriter *w, const ScanReport *r, const Grouping *g)
         jw_key(w, "module");
         jw_string(w, g->modules[c->module_index]);
         write_group_sizes(w, c->ntensors, c->nmatrices);
-        write_counts(w, r, &c->counts);
+        report_json_counts(w, &r->cfg, &c->counts, 1);
         jw_key(w, "mean_matrix_sparsity");
         jw_double(w, c->mean_matrix_sparsity);
         jw_object_end(w);
@@ -132,7 +133,7 @@ void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
     }
     jw_key(&w, "totals");
     jw_object_begin(&w);
-    write_counts(&w, r, &r->total);
+    report_json_counts(&w, &r->cfg, &r->total, 1);
     jw_object_end(&w);
 
     jw_key(&w, "tensors");
@@ -149,7 +150,7 @@ void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
         for (int d = 0; d < t->ndim; d++)
             jw_uint(&w, t->shape[d]);
         jw_array_end(&w);
-        write_counts(&w, r, &r->counts[i]);
+        report_json_counts(&w, &r->cfg, &r->counts[i], 1);
         if (g) {
             write_layer(&w, g->tensor_layer[i]);
             jw_key(&w, "module");

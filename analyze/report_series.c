@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyze/json_writer.h"
+#include "analyze/report.h"
 #include "formats/h5_write.h"
 
 #define SERIES_DEFINITIONS_VERSION 1
@@ -64,30 +64,11 @@ void series_write_table(FILE *f, const SeriesReport *r)
 
 /* ---- JSON ---- */
 
+/* One side of a step as an object of counts (no Δ norms in a series). */
 static void series_json_counts(JsonWriter *w, const SeriesReport *r, const ScanCounts *c)
 {
-    char key[64];
     jw_object_begin(w);
-    jw_key(w, "numel");
-    jw_uint(w, c->numel);
-    jw_key(w, "changed");
-    jw_uint(w, c->changed);
-    jw_key(w, "sparsity");
-    jw_double(w, scan_sparsity(c));
-    jw_key(w, "nonfinite");
-    jw_uint(w, c->nonfinite);
-    jw_key(w, "changed_tol");
-    jw_object_begin(w);
-    for (size_t k = 0; k < r->cfg.ntol; k++) {
-        scan_tol_key(r->cfg.tol[k], key, sizeof key);
-        jw_key(w, key);
-        jw_uint(w, c->changed_tol[k]);
-    }
-    jw_object_end(w);
-    if (r->cfg.has_rtol) {
-        jw_key(w, "changed_rtol");
-        jw_uint(w, c->changed_rtol);
-    }
+    report_json_counts(w, &r->cfg, c, 0);
     jw_object_end(w);
 }
 
@@ -211,33 +192,12 @@ static int series_h5_root(SeriesH5 *x, const char *command_line)
 {
     const SeriesReport *r = x->r;
     hid_t root = h5w_root(x->w);
-    char keys[SCAN_MAX_TOL][64];
-    const char *keyp[SCAN_MAX_TOL];
-    for (size_t k = 0; k < r->cfg.ntol; k++) {
-        scan_tol_key(r->cfg.tol[k], keys[k], sizeof keys[k]);
-        keyp[k] = keys[k];
-    }
-    int rc = h5w_attr_string(x->w, root, "schema", SERIES_SCHEMA, x->err);
-    if (!rc)
-        rc = h5w_attr_string(x->w, root, "tool", "sparsity-scan", x->err);
-    if (!rc)
-        rc = h5w_attr_string(x->w, root, "tool_version", SS_VERSION, x->err);
-    if (!rc)
-        rc = h5w_attr_i64(x->w, root, "definitions_version", SERIES_DEFINITIONS_VERSION, x->err);
-    if (!rc)
-        rc = h5w_attr_string(x->w, root, "command_line", command_line, x->err);
+    int rc = report_h5_common_attrs(x->w, SERIES_SCHEMA, SERIES_DEFINITIONS_VERSION, command_line,
+                                    &r->cfg, r->groups.pattern, x->err);
     if (!rc)
         rc = h5w_attr_string(x->w, root, "run", r->run_dir, x->err);
     if (!rc)
         rc = h5w_attr_u64(x->w, root, "input_bytes", r->file_bytes, x->err);
-    if (!rc)
-        rc = h5w_attr_array(x->w, root, "tolerances", H5W_F64, r->cfg.ntol, r->cfg.tol, x->err);
-    if (!rc)
-        rc = h5w_attr_strings(x->w, root, "tolerance_keys", r->cfg.ntol, keyp, x->err);
-    if (!rc && r->cfg.has_rtol)
-        rc = h5w_attr_f64(x->w, root, "rtol", r->cfg.rtol, x->err);
-    if (!rc && r->groups.pattern)
-        rc = h5w_attr_string(x->w, root, "group_regex", r->groups.pattern, x->err);
     return rc;
 }
 
