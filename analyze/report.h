@@ -15,9 +15,12 @@
 
 #define REPORT_JSON_SCHEMA "sparsity-scan/1"
 
+typedef struct RankReport RankReport; /* analyze/rank.h */
+
 /* The JSON document, pretty-printed, followed by a newline. With g (may be NULL) it includes each
- * tensor's layer and module and the "layers" and "groups" figures. */
-void report_write_json(FILE *f, const ScanReport *r, const Grouping *g);
+ * tensor's layer and module and the "layers" and "groups" figures; with rank (may be NULL) the
+ * "rank" key of --rank. */
+void report_write_json(FILE *f, const ScanReport *r, const Grouping *g, const RankReport *rank);
 
 /* The count members of a report object (numel, changed, sparsity, nonfinite, changed_tol, and
  * changed_rtol when cfg has an rtol); with deltas also max_abs_delta, l2_delta, rel_l2_delta.
@@ -46,9 +49,9 @@ int report_h5_common_attrs(H5Out *w, const char *schema, int64_t definitions_ver
                            SsError *err);
 
 /* Writes the HDF5 report to path atomically ("<path>.tmp.<pid>", flushed, fsynced, renamed; the
- * temporary file is removed on any failure, and path is never left partly written). Returns 0 or
- * SS_EOUTPUT with a message naming path. */
+ * temporary file is removed on any failure, and path is never left partly written), with the
+ * /rank group when rank is not NULL. Returns 0 or SS_EOUTPUT with a message naming path. */
 int report_write_h5(const char *path, const ScanReport *r, const Grouping *g,
-                    const ReportH5Meta *meta, SsError *err);
+                    const ReportH5Meta *meta, const RankReport *rank, SsError *err);
 
 #endif

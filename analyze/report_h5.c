@@ -1,8 +1,11 @@
 /* The --h5 report of sparsity-scan (schema in docs/hdf5-schema.md): root attributes, a columnar
  * "tensors" group, the one-sided name lists, a "layers" group of layer x module matrices and
- * per-layer vectors, "totals" as attributes, and with --masks a "masks" group of packed
- * changed-element bitmaps. Written atomically through formats/h5_write. */
+ * per-layer vectors, "totals" as attributes, with --masks a "masks" group of packed
+ * changed-element bitmaps, and with --hist a "hist" group of tolerance curves. Written atomically
+ * through formats/h5_write. */
 #include "analyze/report.h"
+
+#include "analyze/rank.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -457,8 +460,109 @@ static int write_masks(H5Ctx *x)
     return rc ? rc : rc2;
 }
 
+/* ---- /hist: tolerance curves over one common exponent range ---- */
+
+typedef enum HistField { H_ABS, H_ABS_POW2, H_REL, H_REL_POW2, H_AT_POW2 } HistField;
+
+static uint64_t hist_field(const ScanHist *h, HistField f, int32_t e)
+{
+    switch (f) {
+    case H_ABS: return scan_hist_abs_count(h, e);
+    case H_ABS_POW2: return scan_hist_abs_pow2(h, e);
+    case H_REL: return scan_hist_rel_count(h, e);
+    case H_REL_POW2: return scan_hist_rel_pow2(h, e);
+    case H_AT_POW2: return scan_hist_changed_at_pow2(h, e);
+    }
+    return 0;
+}
+
+/* One row of field f: row[b] for exponent lo + b, b < nb. changed_at_pow2 by a running sum from
+ * the top (O(nb), not O(nb^2)). */
+static void hist_row(const ScanHist *h, HistField f, int32_t lo, size_t nb, uint64_t *row)
+{
+    if (f != H_AT_POW2) {
+        for (size_t b = 0; b < nb; b++)
+            row[b] = hist_field(h, f, lo + (int32_t)b);
+        return;
+    }
+    uint64_t above = h->nonfinite_changed; /* nonfinite + sum of counts at exponents >= e */
+    for (int32_t e = h->buf ? h->range.abs_hi : lo; e >= lo + (int32_t)nb; e--)
+        above += scan_hist_abs_count(h, e);
+    for (size_t b = nb; b-- > 0;) {
+        int32_t e = lo + (int32_t)b;
+        above += scan_hist_abs_count(h, e);
+        row[b] = above - scan_hist_abs_pow2(h, e);
+    }
+}
+
+/* hist/<name> (n x nb) and hist/total_<name> (nb) for exponents lo .. lo + nb - 1. */
+static int write_hist_field(H5Ctx *x, hid_t grp, const char *name, HistField f, int32_t lo,
+                            size_t nb, uint64_t *v)
+{
+    const ScanReport *r = x->r;
+    size_t n = r->pairs.npairs;
+    char full[64];
+    for (size_t i = 0; i < n; i++)
+        hist_row(&r->hists[i], f, lo, nb, v + i * nb);
+    hsize_t dims[2] = {n, nb};
+    int rc = h5w_dataset(x->w, grp, name, H5W_U64, 2, dims, v, x->err);
+    hist_row(&r->hist_total, f, lo, nb, v);
+    snprintf(full, sizeof full, "total_%s", name);
+    if (!rc)
+        rc = h5w_dataset(x->w, grp, full, H5W_U64, 1, dims + 1, v, x->err);
+    return rc;
+}
+
+static int write_hist(H5Ctx *x)
+{
+    const ScanReport *r = x->r;
+    const ScanHistRange *t = &r->hist_total.range;
+    size_t n = r->pairs.npairs, nb, cells;
+    int32_t lo = t->abs_lo < t->rel_lo ? t->abs_lo : t->rel_lo;
+    int32_t hi = t->abs_hi > t->rel_hi ? t->abs_hi : t->rel_hi;
+    nb = (size_t)((int64_t)hi - lo + 1);
+    if (__builtin_mul_overflow(n, nb, &cells) || cells > ((size_t)1 << 30))
+        return ss_err(x->err, SS_EOUTPUT, "%zu tensors x %zu bins are too many for /hist", n, nb);
+    uint64_t *v = malloc((cells > nb ? cells : nb) * sizeof *v);
+    int64_t *ex = malloc(nb * sizeof *ex);
+    hid_t grp = H5I_INVALID_HID;
+    int rc = v && ex ? 0 : ss_err(x->err, SS_EOUTPUT, "out of memory writing the HDF5 report");
+    if (!rc)
+        rc = h5w_group(x->w, h5w_root(x->w), "hist", &grp, x->err);
+    for (size_t b = 0; ex && b < nb; b++)
+        ex[b] = lo + (int64_t)b;
+    hsize_t dn[1] = {n}, db[1] = {nb};
+    if (!rc)
+        rc = h5w_dataset(x->w, grp, "exponent", H5W_I64, 1, db, ex, x->err);
+    static const struct { const char *name; HistField f; } fields[] = {
+        {"abs_count", H_ABS}, {"abs_pow2", H_ABS_POW2}, {"rel_count", H_REL},
+        {"rel_pow2", H_REL_POW2}, {"changed_at_pow2", H_AT_POW2}};
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0] && !rc; k++)
+        rc = write_hist_field(x, grp, fields[k].name, fields[k].f, lo, nb, v);
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = r->hists[i].nonfinite_changed;
+    if (!rc)
+        rc = h5w_dataset(x->w, grp, "nonfinite_changed", H5W_U64, 1, dn, v, x->err);
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = r->hists[i].zero_delta;
+    if (!rc)
+        rc = h5w_dataset(x->w, grp, "zero_delta", H5W_U64, 1, dn, v, x->err);
+    if (!rc)
+        rc = h5w_attr_u64(x->w, grp, "total_nonfinite_changed", r->hist_total.nonfinite_changed,
+                          x->err);
+    if (!rc)
+        rc = h5w_attr_u64(x->w, grp, "total_zero_delta", r->hist_total.zero_delta, x->err);
+    if (grp != H5I_INVALID_HID) {
+        int rc2 = h5w_close_group(x->w, grp, x->err);
+        rc = rc ? rc : rc2;
+    }
+    free(v);
+    free(ex);
+    return rc;
+}
+
 int report_write_h5(const char *path, const ScanReport *r, const Grouping *g,
-                    const ReportH5Meta *meta, SsError *err)
+                    const ReportH5Meta *meta, const RankReport *rank, SsError *err)
 {
     /* The scratch column holds the largest dataset: n tensors x ntol, L x M x ntol cells. */
     size_t n = r->pairs.npairs, ntol = r->cfg.ntol ? r->cfg.ntol : 1, lm, cap;
@@ -483,6 +587,10 @@ int report_write_h5(const char *path, const ScanReport *r, const Grouping *g,
         rc = write_totals(&x);
     if (!rc && r->masks)
         rc = write_masks(&x);
+    if (!rc && r->hists && r->hist_total.buf)
+        rc = write_hist(&x);
+    if (!rc && rank)
+        rc = report_rank_h5(x.w, rank, err);
     if (!rc)
         rc = h5w_close(x.w, err);
     else

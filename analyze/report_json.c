@@ -2,6 +2,8 @@
  * per-layer and per layer x module figures of a Grouping. */
 #include "analyze/report.h"
 
+#include "analyze/rank.h"
+
 
 void report_json_counts(JsonWriter *w, const ScanConfig *cfg, const ScanCounts *c, int deltas)
 {
@@ -34,6 +36,56 @@ void report_json_counts(JsonWriter *w, const ScanConfig *cfg, const ScanCounts *
     jw_double(w, scan_l2_delta(c));
     jw_key(w, "rel_l2_delta");
     jw_double(w, scan_rel_l2_delta(c)); /* null when ||A|| = 0 */
+}
+
+/* One side of a tolerance curve: its nonzero bins (exponent, count, pow2), ascending. */
+static void write_curve_side(JsonWriter *w, const char *key, const uint64_t *count,
+                             const uint64_t *pow2, int32_t lo, int32_t hi)
+{
+    jw_key(w, key);
+    jw_object_begin(w);
+    const char *names[3] = {"exponent", "count", "pow2"};
+    for (int f = 0; f < 3; f++) {
+        jw_key(w, names[f]);
+        jw_array_begin(w);
+        for (int32_t e = lo; count && e <= hi; e++) {
+            if (!count[e - lo])
+                continue;
+            if (f == 0)
+                jw_double(w, (double)e); /* signed: prints in integer form */
+            else
+                jw_uint(w, (f == 1 ? count : pow2)[e - lo]);
+        }
+        jw_array_end(w);
+    }
+    jw_object_end(w);
+}
+
+/* "tolerance_curve" (docs/cli.md): the abs and rel histograms, nonfinite_changed, zero_delta and
+ * changed_at_pow2 for every k from the smallest to the largest used abs bin. */
+static void write_tolerance_curve(JsonWriter *w, const ScanHist *h)
+{
+    jw_key(w, "tolerance_curve");
+    jw_object_begin(w);
+    write_curve_side(w, "abs", h->abs_count, h->abs_pow2, h->range.abs_lo, h->range.abs_hi);
+    write_curve_side(w, "rel", h->rel_count, h->rel_pow2, h->range.rel_lo, h->range.rel_hi);
+    jw_key(w, "nonfinite_changed");
+    jw_uint(w, h->nonfinite_changed);
+    jw_key(w, "zero_delta");
+    jw_uint(w, h->zero_delta);
+    jw_key(w, "changed_at_pow2");
+    jw_object_begin(w);
+    int32_t lo, hi;
+    if (scan_hist_abs_used(h, &lo, &hi)) {
+        char key[16];
+        for (int32_t k = lo; k <= hi; k++) {
+            snprintf(key, sizeof key, "%d", (int)k);
+            jw_key(w, key);
+            jw_uint(w, scan_hist_changed_at_pow2(h, k));
+        }
+    }
+    jw_object_end(w);
+    jw_object_end(w);
 }
 
 static void write_names(JsonWriter *w, const char *key, const char *const *names, size_t n)
@@ -107,7 +159,7 @@ static void write_groups(JsonWriter *w, const ScanReport *r, const Grouping *g)
     jw_array_end(w);
 }
 
-void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
+void report_write_json(FILE *f, const ScanReport *r, const Grouping *g, const RankReport *rank)
 {
     JsonWriter w;
     jw_init(&w, f, 1);
@@ -134,6 +186,8 @@ void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
     jw_key(&w, "totals");
     jw_object_begin(&w);
     report_json_counts(&w, &r->cfg, &r->total, 1);
+    if (r->hists)
+        write_tolerance_curve(&w, &r->hist_total);
     jw_object_end(&w);
 
     jw_key(&w, "tensors");
@@ -151,6 +205,8 @@ void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
             jw_uint(&w, t->shape[d]);
         jw_array_end(&w);
         report_json_counts(&w, &r->cfg, &r->counts[i], 1);
+        if (r->hists)
+            write_tolerance_curve(&w, &r->hists[i]);
         if (g) {
             write_layer(&w, g->tensor_layer[i]);
             jw_key(&w, "module");
@@ -165,6 +221,10 @@ void report_write_json(FILE *f, const ScanReport *r, const Grouping *g)
     write_names(&w, "mismatched", r->pairs.mismatched, r->pairs.nmismatched);
     if (g)
         write_groups(&w, r, g);
+    if (rank) {
+        jw_key(&w, "rank");
+        report_rank_json(&w, rank);
+    }
     jw_object_end(&w);
     fputc('\n', f);
 }

@@ -39,19 +39,21 @@ static DType delta_round_dtype(const ScanOptions *opt, DType dt)
     return opt->delta_dtype == 1 ? dt : (DType)(opt->delta_dtype - 2);
 }
 
-/* scan_jobs_cpu_masks with opt's tolerances; under --delta-dtype, once per dtype present with the
- * thresholds for that dtype (see delta_dtype.h). */
+/* scan_jobs_cpu_ext with opt's tolerances; under --delta-dtype, once per dtype present with the
+ * thresholds for that dtype (see delta_dtype.h). hists: n pointers or NULL. */
 static int scan_run_jobs(const ScanOptions *opt, const ScanJob *jobs, uint8_t *const *masks,
-                         size_t n, ScanCounts *counts, ScanProgressFn progress, void *ctx)
+                         ScanHist *const *hists, size_t n, ScanCounts *counts,
+                         ScanProgressFn progress, void *ctx)
 {
     if (opt->delta_dtype == 0)
-        return scan_jobs_cpu_masks(&opt->cfg, jobs, masks, n, opt->threads, counts, progress,
-                                   ctx);
+        return scan_jobs_cpu_ext(&opt->cfg, jobs, masks, hists, n, opt->threads, counts,
+                                 progress, ctx);
     ScanJob *sub = malloc((n ? n : 1) * sizeof *sub);
+    ScanHist **sub_hists = calloc(n ? n : 1, sizeof *sub_hists);
     uint8_t **sub_masks = calloc(n ? n : 1, sizeof *sub_masks);
     ScanCounts *sub_counts = malloc((n ? n : 1) * sizeof *sub_counts);
     size_t *index = malloc((n ? n : 1) * sizeof *index);
-    int rc = sub && sub_masks && sub_counts && index ? 0 : SS_EOUTPUT;
+    int rc = sub && sub_hists && sub_masks && sub_counts && index ? 0 : SS_EOUTPUT;
     for (int dt = 0; dt < DT_COUNT && rc == 0; dt++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
@@ -60,14 +62,15 @@ static int scan_run_jobs(const ScanOptions *opt, const ScanJob *jobs, uint8_t *c
             index[m] = i;
             sub[m] = jobs[i];
             sub_masks[m] = masks ? masks[i] : NULL;
+            sub_hists[m] = hists ? hists[i] : NULL;
             m++;
         }
         if (m == 0)
             continue;
         DType round_to = delta_round_dtype(opt, (DType)dt);
         ScanConfig cfg = round_to == DT_COUNT ? opt->cfg : delta_dtype_config(&opt->cfg, round_to);
-        rc = scan_jobs_cpu_masks(&cfg, sub, masks ? sub_masks : NULL, m, opt->threads,
-                                 sub_counts, NULL, NULL);
+        rc = scan_jobs_cpu_ext(&cfg, sub, masks ? sub_masks : NULL, hists ? sub_hists : NULL, m,
+                               opt->threads, sub_counts, NULL, NULL);
         for (size_t k = 0; k < m && rc == 0; k++)
             counts[index[k]] = sub_counts[k];
     }
@@ -78,10 +81,21 @@ static int scan_run_jobs(const ScanOptions *opt, const ScanJob *jobs, uint8_t *c
         progress(ctx, bytes, bytes);
     }
     free(sub);
+    free(sub_hists);
     free(sub_masks);
     free(sub_counts);
     free(index);
     return rc;
+}
+
+/* Pointers to hists[first, first + n) as scan_jobs_cpu_ext takes them; NULL when out of memory
+ * (free the result). */
+static ScanHist **scan_hist_pointers(ScanHist *hists, size_t first, size_t n)
+{
+    ScanHist **p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = &hists[first + i];
+    return p;
 }
 
 /* Both sides mapped: one multi-threaded pass over every pair. */
@@ -95,8 +109,14 @@ static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
         const TensorPair *p = &out->pairs.pairs[i];
         jobs[i] = (ScanJob){p->a->dtype, p->a->data, p->b->data, p->a->numel};
     }
-    int rc = scan_run_jobs(opt, jobs, out->masks, n, out->counts, opt->progress,
+    ScanHist **hists = out->hists ? scan_hist_pointers(out->hists, 0, n) : NULL;
+    if (out->hists && !hists) {
+        free(jobs);
+        return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
+    }
+    int rc = scan_run_jobs(opt, jobs, out->masks, hists, n, out->counts, opt->progress,
                            opt->progress_ctx);
+    free(hists);
     free(jobs);
     return rc ? ss_err(err, rc, "cannot start the scan: out of memory or threads") : 0;
 }
@@ -144,9 +164,14 @@ static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, Sc
         jobs[i] = (ScanJob){p->a->dtype, da, db, p->a->numel};
         held += (owned[2 * i] ? p->a->nbytes : 0) + (owned[2 * i + 1] ? p->b->nbytes : 0);
         if (rc == 0 && (held >= SCAN_BATCH_BYTES || i + 1 == n)) {
-            rc = scan_run_jobs(opt, jobs + first, out->masks ? out->masks + first : NULL,
-                               i + 1 - first, out->counts + first,
-                               opt->progress ? batch_progress : NULL, &bp);
+            ScanHist **hists = out->hists ? scan_hist_pointers(out->hists, first, i + 1 - first)
+                                          : NULL;
+            rc = out->hists && !hists ? SS_EOUTPUT : 0;
+            if (rc == 0)
+                rc = scan_run_jobs(opt, jobs + first, out->masks ? out->masks + first : NULL,
+                                   hists, i + 1 - first, out->counts + first,
+                                   opt->progress ? batch_progress : NULL, &bp);
+            free(hists);
             if (rc)
                 rc = ss_err(err, rc, "cannot start the scan: out of memory or threads");
             for (size_t k = first; k <= i; k++) {
@@ -192,6 +217,27 @@ static int scan_alloc_masks(ScanReport *out, SsError *err)
     return 0;
 }
 
+/* With opt->hist: out->hists[i] in its dtype's range, and hist_total in their union. */
+static int scan_alloc_hists(ScanReport *out, SsError *err)
+{
+    size_t n = out->pairs.npairs;
+    out->hists = calloc(n ? n : 1, sizeof *out->hists);
+    if (!out->hists)
+        return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor histograms", n);
+    ScanHistRange all = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        const StTensor *t = out->pairs.pairs[i].a;
+        ScanHistRange r = scan_hist_dtype_range(t->dtype);
+        all = i ? scan_hist_range_union(all, r) : r;
+        if (scan_hist_init(&out->hists[i], r))
+            return ss_err(err, SS_EOUTPUT, "tensor '%s': out of memory for its histogram",
+                          t->name);
+    }
+    if (n && scan_hist_init(&out->hist_total, all))
+        return ss_err(err, SS_EOUTPUT, "out of memory for the total histogram");
+    return 0;
+}
+
 int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
                  SsError *err)
 {
@@ -216,6 +262,10 @@ int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanRepor
         scan_report_free(out);
         return rc;
     }
+    if (opt->hist && (rc = scan_alloc_hists(out, err)) != 0) {
+        scan_report_free(out);
+        return rc;
+    }
 
     double t0 = now_seconds();
     if (ckpt_source_is_mapped(a) && ckpt_source_is_mapped(b))
@@ -227,8 +277,11 @@ int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanRepor
         scan_report_free(out);
         return rc;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         scan_counts_merge(&out->total, &out->counts[i]);
+        if (out->hists)
+            scan_hist_merge(&out->hist_total, &out->hists[i]); /* total's range holds each */
+    }
     return 0;
 }
 
@@ -247,6 +300,12 @@ void scan_report_free(ScanReport *r)
             free(r->masks[i]);
     free(r->masks);
     r->masks = NULL;
+    if (r->hists)
+        for (size_t i = 0; i < r->pairs.npairs; i++)
+            scan_hist_free(&r->hists[i]);
+    free(r->hists);
+    r->hists = NULL;
+    scan_hist_free(&r->hist_total);
     pairs_free(&r->pairs);
     free(r->counts);
     r->counts = NULL;

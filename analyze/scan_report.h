@@ -19,6 +19,7 @@ typedef struct ScanOptions {
     int masks;                /* keep each pair's changed-element mask (ScanReport.masks) */
     int delta_dtype;          /* tolerances test |round(b - a)| > t: 0 off (exact difference),
                                  1 rounded to each tensor's own dtype, else DT_* + 2 for one dtype */
+    int hist;                 /* also bin each pair's changed elements (ScanReport.hists) */
 } ScanOptions;
 
 typedef struct ScanReport {
@@ -34,6 +35,11 @@ typedef struct ScanReport {
                                  ceil(numel/8) bytes as scan_mask_block writes them (NULL for an
                                  empty tensor); NULL without. All are held until
                                  scan_report_free: memory grows by numel/8 bytes over all pairs */
+    ScanHist *hists;          /* with ScanOptions.hist: hists[i] for pairs.pairs[i], in the range
+                                 of its dtype (scan_hist_dtype_range; the exact difference, also
+                                 under --delta-dtype); NULL without */
+    ScanHist hist_total;      /* with ScanOptions.hist: the merge of all hists, in the union of
+                                 their ranges (buf NULL without, or with no pairs) */
 } ScanReport;
 
 /* Decoded bytes (of run snapshots) held at once while scanning; a larger tensor pair is held

@@ -11,6 +11,7 @@
 
 #include "analyze/grouping.h"
 #include "analyze/progress.h"
+#include "analyze/rank.h"
 #include "analyze/report.h"
 #include "analyze/scan_report.h"
 #include "analyze/series.h"
@@ -46,6 +47,10 @@ static void usage(FILE *f)
 "  --masks            with --h5: also store each tensor's changed-element bitmap\n"
 "                     (masks/<tensor>, packed 8 a byte, LSB first; held in memory\n"
 "                     until written: numel/8 bytes over all tensors)\n"
+"  --hist             also the tolerance curve of each tensor: histograms of\n"
+"                     floor(log2|B-A|) and of |B-A|/max(|A|,|B|) over the changed\n"
+"                     elements, and the exact changed count at every tolerance 2^k\n"
+"                     (JSON tolerance_curve, HDF5 /hist)\n"
 "  --series RUN       instead of A B: scan a run folder's base against each snapshot\n"
 "                     and each snapshot against the previous one: sparsity by step,\n"
 "                     and each element never changed / changed then restored to the\n"
@@ -53,6 +58,11 @@ static void usage(FILE *f)
 "                     takes --tol, --rtol, --json, --h5, --group-regex, --threads,\n"
 "                     --quiet; numel/8 bytes of memory for the split)\n"
 "  --threads N        worker threads, at most %d (default 0: all cores)\n"
+"  --rank             also the rank of each 2-D update B - A: numerical, 99%%-energy,\n"
+"                     entropy and stable rank, best rank-r energy, nnz against a\n"
+"                     rank-r LoRA, principal angles of A and B (docs/metrics.md)\n"
+"  --rank-k K         with --rank: randomized top-K spectra instead of full ones\n"
+"  --rank-angles K    with --rank: principal angles of the top K (default 16)\n"
 "  --skip-mismatched  skip shared tensors whose dtype or shape differ instead of failing\n"
 "  --quiet            no progress bar\n"
 "  -h, --help         this help\n"
@@ -82,7 +92,8 @@ static int parse_nonneg(const char *s, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || v < 0)
+    /* ERANGE with a nonzero result is a subnormal, correctly rounded: keep it (2^-1074) */
+    if (end == s || *end != '\0' || (errno == ERANGE && v == 0) || !isfinite(v) || v < 0)
         return -1;
     *out = v;
     return 0;
@@ -211,7 +222,8 @@ static int main_series(const char *run, ScanOptions *opt, const char *group_rege
 int main(int argc, char **argv)
 {
     enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION,
-           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS, OPT_SERIES, OPT_DELTA_DTYPE };
+           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS, OPT_SERIES, OPT_DELTA_DTYPE, OPT_HIST,
+           OPT_RANK, OPT_RANK_K, OPT_RANK_ANGLES };
     static const struct option longopts[] = {
         {"tol", required_argument, NULL, OPT_TOL},
         {"rtol", required_argument, NULL, OPT_RTOL},
@@ -224,8 +236,12 @@ int main(int argc, char **argv)
         {"group-regex", required_argument, NULL, OPT_GROUP_REGEX},
         {"h5", required_argument, NULL, OPT_H5},
         {"masks", no_argument, NULL, OPT_MASKS},
+        {"hist", no_argument, NULL, OPT_HIST},
         {"series", required_argument, NULL, OPT_SERIES},
         {"delta-dtype", required_argument, NULL, OPT_DELTA_DTYPE},
+        {"rank", no_argument, NULL, OPT_RANK},
+        {"rank-k", required_argument, NULL, OPT_RANK_K},
+        {"rank-angles", required_argument, NULL, OPT_RANK_ANGLES},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -235,6 +251,8 @@ int main(int argc, char **argv)
     long top = 0, threads = 0;
     const char *group_regex = NULL, *h5_path = NULL;
     const char *series_run = NULL;
+    int rank = 0;
+    long rank_k = 0, rank_angles = RANK_DEFAULT_ANGLES;
     /* Recorded before getopt_long permutes argv (static: still reachable on the early returns). */
     static char *command_line;
     command_line = join_command_line(argc, argv);
@@ -273,6 +291,16 @@ int main(int argc, char **argv)
             h5_path = optarg;
             break;
         case OPT_MASKS: opt.masks = 1; break;
+        case OPT_HIST: opt.hist = 1; break;
+        case OPT_RANK: rank = 1; break;
+        case OPT_RANK_K:
+            if (parse_count(optarg, "--rank-k", RANK_MAX_K, &rank_k))
+                return 1;
+            break;
+        case OPT_RANK_ANGLES:
+            if (parse_count(optarg, "--rank-angles", RANK_MAX_K, &rank_angles))
+                return 1;
+            break;
         case OPT_SERIES: series_run = optarg; break;
         case OPT_DELTA_DTYPE:
             if ((opt.delta_dtype = parse_delta_dtype(optarg)) < 0)
@@ -285,6 +313,10 @@ int main(int argc, char **argv)
             return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    if (series_run && rank)
+        return usage_error("%s", "--series does not take --rank");
+    if (series_run && opt.hist)
+        return usage_error("%s", "--series does not take --hist");
     if (series_run) {
         if (argc != optind)
             return usage_error("%s", "--series RUN takes no checkpoints A and B");
@@ -325,21 +357,28 @@ int main(int argc, char **argv)
     if (rc == 0) {
         Grouping groups;
         rc = grouping_build(&rules, &report, &groups, &err);
+        RankOptions ropt = {(size_t)rank_k, (size_t)rank_angles};
+        RankReport ranks = {0};
+        if (rc == 0 && rank)
+            rc = rank_sources(a, b, &report.pairs, &ropt, &ranks, &err);
         if (rc == 0 && h5_path) {
             ReportH5Meta meta = {command_line,
                                  {ckpt_source_file_bytes(a), ckpt_source_file_bytes(b)}};
-            rc = report_write_h5(h5_path, &report, &groups, &meta, &err);
+            rc = report_write_h5(h5_path, &report, &groups, &meta, rank ? &ranks : NULL, &err);
         }
         if (rc == 0) {
             if (json)
-                report_write_json(stdout, &report, &groups);
+                report_write_json(stdout, &report, &groups, rank ? &ranks : NULL);
             else if (by_layer)
                 report_write_by_layer(stdout, &report, &groups);
             else
                 report_write_table(stdout, &report, (size_t)top);
+            if (rank && !json)
+                report_rank_write_table(stdout, &ranks);
             if (fflush(stdout) != 0 || ferror(stdout))
                 rc = ss_err(&err, SS_EOUTPUT, "cannot write the report to standard output");
         }
+        rank_report_free(&ranks);
         grouping_free(&groups);
         scan_report_free(&report);
     }

@@ -97,4 +97,86 @@ int scan_jobs_cpu_masks(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *con
                         size_t njobs, int threads, ScanCounts *results, ScanProgressFn progress,
                         void *progress_ctx);
 
+/* ---- Tolerance curves (--hist): exponent histograms of the changed elements ----
+ *
+ * For a changed pair (mask bit set) of finite values a, b with d = |b - a| > 0 (in double, as the
+ * tolerance rule computes it) and m = max(|a|, |b|):
+ *   abs bin e = floor(log2 d)           (2^e <= d < 2^(e+1)), and abs_pow2[e] too when d == 2^e;
+ *   rel bin k: 2^k * m <= d < 2^(k+1) * m, and rel_pow2[k] too when d == 2^k * m.
+ * Both are computed exactly from the binary exponents and significands (no log, no division),
+ * subnormals included. A changed pair with a NaN or Inf counts in nonfinite_changed; a changed
+ * pair whose decoded difference is 0 (64-bit integers beyond 2^53 that decode to one double)
+ * counts in zero_delta and in no bin. Then, exactly, for every integer k:
+ *   changed_tol(2^k) = sum_{e > k} abs_count[e] + abs_count[k] - abs_pow2[k] + nonfinite_changed
+ * (scan_hist_changed_at_pow2), and the same with the rel bins gives the pairs with
+ * d > 2^k * max(|a|, |b|) evaluated exactly (changed_rtol of eta = 2^k wherever 2^k * m does not
+ * underflow to a subnormal double). Every changed pair is in exactly one of: an abs bin,
+ * nonfinite_changed, zero_delta; the abs and rel bins hold the same pairs.
+ *
+ * A ScanHist holds bins for a range of exponents: abs_count[i] is exponent abs_lo + i. Ranges per
+ * dtype (scan_hist_dtype_range) cover every possible difference of that dtype:
+ *   abs: F64 [-1074, 1024], BF16/F32 [-149, 128], F16 [-24, 16], F8_E5M2 [-16, 16],
+ *        F8_E4M3 [-9, 9], integers and BOOL [0, 64];
+ *   rel: [lo, 1] with lo = abs lo - (largest exponent of a value) - 1. */
+typedef struct ScanHistRange {
+    int32_t abs_lo, abs_hi; /* inclusive */
+    int32_t rel_lo, rel_hi;
+} ScanHistRange;
+
+typedef struct ScanHist {
+    ScanHistRange range;
+    uint64_t nonfinite_changed; /* changed pairs with a NaN or Inf */
+    uint64_t zero_delta;        /* changed pairs whose decoded difference is 0 */
+    uint64_t *abs_count, *abs_pow2; /* (abs_hi - abs_lo + 1) views into buf */
+    uint64_t *rel_count, *rel_pow2; /* (rel_hi - rel_lo + 1) views into buf */
+    uint64_t *buf;                  /* the one allocation, owned; NULL: no histogram */
+} ScanHist;
+
+/* The bin range scan_hist_block needs for dtype dt (an unknown dtype gets the F64 range). */
+ScanHistRange scan_hist_dtype_range(DType dt);
+/* The smallest range containing both x and y. */
+ScanHistRange scan_hist_range_union(ScanHistRange x, ScanHistRange y);
+
+/* Allocates zeroed bins for range r (lo <= hi on both sides). Returns 0, SS_EUSAGE for an empty
+ * or reversed range, or SS_EOUTPUT when out of memory (h is then empty: buf NULL). */
+int scan_hist_init(ScanHist *h, ScanHistRange r);
+/* Frees h's bins (an empty or zeroed ScanHist is fine). */
+void scan_hist_free(ScanHist *h);
+/* dst += src, bin by bin. Returns 0, or SS_EUSAGE (dst unchanged) when dst's range does not
+ * contain src's on both sides. */
+int scan_hist_merge(ScanHist *dst, const ScanHist *src);
+/* Count of abs bin e, pow2 count of abs bin e (0 outside the range); the same for rel bins. */
+uint64_t scan_hist_abs_count(const ScanHist *h, int32_t e);
+uint64_t scan_hist_abs_pow2(const ScanHist *h, int32_t e);
+uint64_t scan_hist_rel_count(const ScanHist *h, int32_t k);
+uint64_t scan_hist_rel_pow2(const ScanHist *h, int32_t k);
+/* changed_tol(2^k) from the histogram, as above, for any k. */
+uint64_t scan_hist_changed_at_pow2(const ScanHist *h, int32_t k);
+/* The smallest and largest abs (rel) exponent with a nonzero count; returns 0 when there is
+ * none (then *lo and *hi are untouched), else 1. */
+int scan_hist_abs_used(const ScanHist *h, int32_t *lo, int32_t *hi);
+int scan_hist_rel_used(const ScanHist *h, int32_t *lo, int32_t *hi);
+
+/* Adds the bins of the changed elements of n elements of dtype dt at a and b into *out: only the
+ * elements whose bit is set in mask (as scan_mask_block writes it; ceil(n/8) bytes, LSB-first)
+ * are looked at; mask NULL: the changed elements, found here (the same result as passing
+ * scan_mask_block's mask, without writing one). out's range must contain
+ * scan_hist_dtype_range(dt) (not checked here: the caller sized it). Single-threaded; with
+ * AVX-512 and VBMI2 (SS_SCAN_ISA obeyed) BF16, F16 and F32 take a vector path; every path gives
+ * the same bins. */
+void scan_hist_block(DType dt, const void *a, const void *b, size_t n, const uint8_t *mask,
+                     ScanHist *out);
+
+/* scan_jobs_cpu_masks that also fills histograms: hists (may be NULL: none) holds one pointer per
+ * job, NULL for a job without one, else a ScanHist whose range contains the job's dtype range and
+ * which the call adds into (caller-initialised with scan_hist_init, usually zero). For each chunk
+ * the worker bins the chunk (through the mask it wrote into masks[job], if any) into per-worker
+ * scratch, added into hists[job] with atomic integer adds: the result does not depend on the
+ * thread count. Extra memory: about 70 KiB per thread. Counts, sums and
+ * masks are exactly those of scan_jobs_cpu_masks. Returns what scan_jobs_cpu_masks returns, and
+ * SS_EUSAGE when a histogram's range is too small for its job's dtype. */
+int scan_jobs_cpu_ext(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *const *masks,
+                      ScanHist *const *hists, size_t njobs, int threads, ScanCounts *results,
+                      ScanProgressFn progress, void *progress_ctx);
+
 #endif

@@ -6,9 +6,13 @@
  * chunk order and reports progress. Sums therefore depend only on the chunking, never on the thread
  * count, and memory is O(threads) whatever the model size. With masks (scan_jobs_cpu_masks), the
  * worker that scanned a chunk then writes its mask bytes, [off/8, (off+len+7)/8) of the job's mask:
- * chunks start at multiples of SCAN_CHUNK_ELEMS (a multiple of 8), so no two share a byte. */
+ * chunks start at multiples of SCAN_CHUNK_ELEMS (a multiple of 8), so no two share a byte. With
+ * histograms (scan_jobs_cpu_ext), the worker then bins the chunk's changed elements (through the
+ * mask it just wrote, or one it computes into its scratch) into its scratch ScanHist and adds the
+ * used bins into hists[job] atomically (integer adds: the sum does not depend on the order). */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "formats/ss_error.h"
 #include "kernels/scan.h"
@@ -22,17 +26,49 @@ typedef struct ChunkRef {
     uint64_t off, len;
 } ChunkRef;
 
+/* Per-worker scratch for histograms: one chunk's bins, on cache lines of its own (the workers
+ * write their ScanHist totals). */
+typedef struct __attribute__((aligned(64))) JobsScratch {
+    ScanHist hist;  /* the widest range (F64's), zero between chunks */
+} JobsScratch;
+
 typedef struct JobsWindow {
     const ScanConfig *cfg;
     const ScanJob *jobs;
     uint8_t *const *masks; /* (njobs) or NULL */
     ChunkRef *refs;     /* (capacity) */
     ScanCounts *counts; /* (capacity) one result per chunk */
+    ScanHist *const *hists; /* (njobs) or NULL */
+    JobsScratch *scratch;   /* (threads) with hists, else NULL */
 } JobsWindow;
+
+/* dst[i] += src[i] atomically and src[i] = 0, for the nonzero src[i] of n. */
+static void jobs_flush_bins(uint64_t *dst, uint64_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (src[i]) {
+            __atomic_fetch_add(&dst[i], src[i], __ATOMIC_RELAXED);
+            src[i] = 0;
+        }
+}
+
+/* Adds the scratch bins of dtype dt's range into dst (whose range contains it) and clears them. */
+static void jobs_flush_hist(ScanHist *dst, ScanHist *s, DType dt)
+{
+    ScanHistRange r = scan_hist_dtype_range(dt);
+    size_t na = (size_t)(r.abs_hi - r.abs_lo + 1), nr = (size_t)(r.rel_hi - r.rel_lo + 1);
+    size_t da = (size_t)(r.abs_lo - dst->range.abs_lo), sa = (size_t)(r.abs_lo - s->range.abs_lo);
+    size_t dr = (size_t)(r.rel_lo - dst->range.rel_lo), sr = (size_t)(r.rel_lo - s->range.rel_lo);
+    jobs_flush_bins(dst->abs_count + da, s->abs_count + sa, na);
+    jobs_flush_bins(dst->abs_pow2 + da, s->abs_pow2 + sa, na);
+    jobs_flush_bins(dst->rel_count + dr, s->rel_count + sr, nr);
+    jobs_flush_bins(dst->rel_pow2 + dr, s->rel_pow2 + sr, nr);
+    jobs_flush_bins(&dst->nonfinite_changed, &s->nonfinite_changed, 1);
+    jobs_flush_bins(&dst->zero_delta, &s->zero_delta, 1);
+}
 
 static void jobs_scan_chunk(void *ctx, size_t i, int worker)
 {
-    (void)worker;
     JobsWindow *w = ctx;
     const ChunkRef *c = &w->refs[i];
     const ScanJob *j = &w->jobs[c->job];
@@ -44,6 +80,47 @@ static void jobs_scan_chunk(void *ctx, size_t i, int worker)
         scan_mask_block(j->dtype, (const uint8_t *)j->a + c->off * es,
                         (const uint8_t *)j->b + c->off * es, (size_t)c->len,
                         w->masks[c->job] + c->off / 8);
+    if (w->hists && w->hists[c->job]) {
+        const uint8_t *pa = (const uint8_t *)j->a + c->off * es;
+        const uint8_t *pb = (const uint8_t *)j->b + c->off * es;
+        JobsScratch *s = &w->scratch[worker];
+        const uint8_t *kept = w->masks && w->masks[c->job] ? w->masks[c->job] + c->off / 8 : NULL;
+        scan_hist_block(j->dtype, pa, pb, (size_t)c->len, kept, &s->hist);
+        jobs_flush_hist(w->hists[c->job], &s->hist, j->dtype);
+    }
+}
+
+/* Whether h's range holds every bin of dtype dt. */
+static int jobs_hist_fits(const ScanHist *h, DType dt)
+{
+    ScanHistRange r = scan_hist_dtype_range(dt);
+    return h->buf && h->range.abs_lo <= r.abs_lo && h->range.abs_hi >= r.abs_hi &&
+           h->range.rel_lo <= r.rel_lo && h->range.rel_hi >= r.rel_hi;
+}
+
+static void jobs_scratch_free(JobsScratch *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        scan_hist_free(&s[i].hist);
+    free(s);
+}
+
+/* One JobsScratch per worker, or NULL when out of memory. */
+static JobsScratch *jobs_scratch_alloc(size_t n)
+{
+    JobsScratch *s = aligned_alloc(64, n * sizeof *s); /* sizeof is a multiple of 64 */
+    if (!s)
+        return NULL;
+    memset(s, 0, n * sizeof *s);
+    ScanHistRange wide = scan_hist_dtype_range(DT_F64);
+    for (DType dt = 0; dt < DT_COUNT; dt++)
+        wide = scan_hist_range_union(wide, scan_hist_dtype_range(dt));
+    for (size_t i = 0; i < n; i++)
+        if (scan_hist_init(&s[i].hist, wide)) {
+            jobs_scratch_free(s, n);
+            return NULL;
+        }
+    return s;
 }
 
 /* Fills refs with up to cap chunks from the cursor (*job, *off); returns how many. */
@@ -75,10 +152,24 @@ int scan_jobs_cpu_masks(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *con
                         size_t njobs, int threads, ScanCounts *results, ScanProgressFn progress,
                         void *progress_ctx)
 {
+    return scan_jobs_cpu_ext(cfg, jobs, masks, NULL, njobs, threads, results, progress,
+                             progress_ctx);
+}
+
+int scan_jobs_cpu_ext(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *const *masks,
+                      ScanHist *const *hists, size_t njobs, int threads, ScanCounts *results,
+                      ScanProgressFn progress, void *progress_ctx)
+{
     uint64_t bytes_total = 0;
+    int want_hists = 0;
     for (size_t j = 0; j < njobs; j++) {
         if ((unsigned)jobs[j].dtype >= DT_COUNT)
             return SS_EUSAGE;
+        if (hists && hists[j]) {
+            if (!jobs_hist_fits(hists[j], jobs[j].dtype))
+                return SS_EUSAGE;
+            want_hists = 1;
+        }
         scan_counts_init(&results[j]);
         bytes_total += 2 * jobs[j].numel * dtype_size(jobs[j].dtype);
     }
@@ -88,10 +179,13 @@ int scan_jobs_cpu_masks(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *con
         return SS_EOUTPUT;
     size_t cap = (size_t)JOBS_WINDOW_PER_THREAD * (size_t)pool_size(pool);
     JobsWindow w = {cfg, jobs, masks, malloc(cap * sizeof *w.refs),
-                    malloc(cap * sizeof *w.counts)};
-    if (!w.refs || !w.counts) {
+                    malloc(cap * sizeof *w.counts), want_hists ? hists : NULL, NULL};
+    if (want_hists)
+        w.scratch = jobs_scratch_alloc((size_t)pool_size(pool));
+    if (!w.refs || !w.counts || (want_hists && !w.scratch)) {
         free(w.refs);
         free(w.counts);
+        jobs_scratch_free(w.scratch, (size_t)pool_size(pool));
         pool_destroy(pool);
         return SS_EOUTPUT;
     }
@@ -119,6 +213,7 @@ int scan_jobs_cpu_masks(const ScanConfig *cfg, const ScanJob *jobs, uint8_t *con
 
     free(w.refs);
     free(w.counts);
+    jobs_scratch_free(w.scratch, (size_t)pool_size(pool));
     pool_destroy(pool);
     return 0;
 }
