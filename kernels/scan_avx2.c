@@ -18,8 +18,6 @@
 #define AVX2_TARGET "avx2,fma"
 #define AVX2_INLINE static inline __attribute__((always_inline, target(AVX2_TARGET)))
 
-enum { HALF_BF16, HALF_F16, HALF_E4M3, HALF_E5M2 };
-
 /* Largest element count of one drive: the 32-bit per-lane counters count at most n/4 each. */
 #define KERNEL_MAX_ELEMS ((size_t)1 << 32)
 #define MXCSR_DEFAULT 0x1F80u /* exceptions masked, round to nearest, no FTZ/DAZ */
@@ -47,19 +45,6 @@ typedef struct Const256 {
     int rtol_mode;                  /* RTOL_* */
 } Const256;
 
-/* As in scan_avx512.c: for rtol <= 2^-(p+1) the rtol count of finite half-like pairs is the
- * changed count. */
-enum { RTOL_NONE, RTOL_IS_CHANGED, RTOL_BOUNDS };
-
-static int half_rtol_mode(int kind, const ScanConfig *cfg)
-{
-    static const double limit[] = {[HALF_BF16] = 0x1p-9, [HALF_F16] = 0x1p-12,
-                                   [HALF_E4M3] = 0x1p-5, [HALF_E5M2] = 0x1p-4};
-    if (!cfg->has_rtol)
-        return RTOL_NONE;
-    return cfg->rtol <= limit[kind] ? RTOL_IS_CHANGED : RTOL_BOUNDS;
-}
-
 /* kind < 0: a double kernel. */
 __attribute__((target(AVX2_TARGET))) static void const_init(Const256 *c, const ScanPrep *p, int kind)
 {
@@ -75,7 +60,7 @@ __attribute__((target(AVX2_TARGET))) static void const_init(Const256 *c, const S
     c->ntol = cfg->ntol;
     c->rtol = _mm256_set1_pd(cfg->has_rtol ? cfg->rtol : 0.0);
     c->rtol_near = _mm256_set1_ps(p->rtol_near);
-    c->rtol_mode = kind < 0 ? (cfg->has_rtol ? RTOL_BOUNDS : RTOL_NONE) : half_rtol_mode(kind, cfg);
+    c->rtol_mode = kind < 0 ? (cfg->has_rtol ? RTOL_BOUNDS : RTOL_NONE) : scan_half_rtol_mode(kind, cfg);
 }
 
 __attribute__((target(AVX2_TARGET))) static void acc_init(Acc256 *acc, Side256 *side)

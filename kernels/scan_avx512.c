@@ -31,8 +31,6 @@
 #define AVX512_TARGET "avx512f,avx512bw,avx512dq,avx512vl"
 #define AVX512_INLINE static inline __attribute__((always_inline, target(AVX512_TARGET)))
 
-enum { HALF_BF16, HALF_F16, HALF_E4M3, HALF_E5M2 };
-
 /* The accumulators. A run of groups (half_run, f32_run, f64_run: leaf functions, no calls
  * inside) copies them into locals, so that they live in registers, and back. */
 typedef struct Acc512 {
@@ -63,20 +61,6 @@ typedef struct Const512 {
 #define MXCSR_INEXACT 0x20u
 #define OPTIMISTIC_SEGMENT 32768 /* elements per optimistic run (a multiple of 32) */
 
-/* rtol for finite half-like pairs: when rtol <= 2^-(p+1) (p = significand bits) every changed
- * finite pair has d > rtol*max(|a|,|b|), since two distinct values differ by more than 2^-(p+1)
- * of the larger magnitude; then the rtol count is the changed count. */
-enum { RTOL_NONE, RTOL_IS_CHANGED, RTOL_BOUNDS };
-
-static int half_rtol_mode(int kind, const ScanConfig *cfg)
-{
-    static const double limit[] = {[HALF_BF16] = 0x1p-9, [HALF_F16] = 0x1p-12,
-                                   [HALF_E4M3] = 0x1p-5, [HALF_E5M2] = 0x1p-4};
-    if (!cfg->has_rtol)
-        return RTOL_NONE;
-    return cfg->rtol <= limit[kind] ? RTOL_IS_CHANGED : RTOL_BOUNDS;
-}
-
 __attribute__((target(AVX512_TARGET))) static void const_init(Const512 *c, const ScanPrep *p, int kind)
 {
     const ScanConfig *cfg = p->cfg;
@@ -92,7 +76,7 @@ __attribute__((target(AVX512_TARGET))) static void const_init(Const512 *c, const
     c->rtol = _mm512_set1_pd(cfg->has_rtol ? cfg->rtol : 0.0);
     c->rtol_up = _mm512_set1_ps(p->rtol_up);
     c->rtol_dn = _mm512_set1_ps(p->rtol_dn);
-    c->rtol_mode = kind < 0 ? (cfg->has_rtol ? RTOL_BOUNDS : RTOL_NONE) : half_rtol_mode(kind, cfg);
+    c->rtol_mode = kind < 0 ? (cfg->has_rtol ? RTOL_BOUNDS : RTOL_NONE) : scan_half_rtol_mode(kind, cfg);
 }
 
 __attribute__((target(AVX512_TARGET))) static void acc_init(Acc512 *acc, Side512 *side)

@@ -45,6 +45,15 @@ static float prep_float_up(double x)
     return f;
 }
 
+int scan_half_rtol_mode(int kind, const ScanConfig *cfg)
+{
+    static const double limit[] = {[HALF_BF16] = 0x1p-9, [HALF_F16] = 0x1p-12,
+                                   [HALF_E4M3] = 0x1p-5, [HALF_E5M2] = 0x1p-4};
+    if (!cfg->has_rtol)
+        return RTOL_NONE;
+    return cfg->rtol <= limit[kind] ? RTOL_IS_CHANGED : RTOL_BOUNDS;
+}
+
 void scan_prep_init(ScanPrep *p, const ScanConfig *cfg)
 {
     memset(p, 0, sizeof *p);

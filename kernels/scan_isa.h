@@ -25,6 +25,16 @@ typedef struct ScanPrep {
 
 void scan_prep_init(ScanPrep *p, const ScanConfig *cfg);
 
+/* The 1- and 2-byte float kinds the SIMD paths handle with integer tricks. */
+enum { HALF_BF16, HALF_F16, HALF_E4M3, HALF_E5M2 };
+
+/* How a SIMD path counts rtol for finite half-like pairs: not at all, as the changed count (when
+ * rtol <= 2^-(p+1), p = significand bits, every changed finite pair has d > rtol*max(|a|,|b|),
+ * since two distinct values differ by more than 2^-(p+1) of the larger magnitude), or with
+ * float bounds settled in double. */
+enum { RTOL_NONE, RTOL_IS_CHANGED, RTOL_BOUNDS };
+int scan_half_rtol_mode(int kind, const ScanConfig *cfg);
+
 /* The level this CPU supports (ignoring SS_SCAN_ISA), and the one scan_block uses. */
 ScanIsa scan_isa_best(void);
 ScanIsa scan_isa_active(void);
