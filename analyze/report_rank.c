@@ -46,11 +46,15 @@ void report_rank_write_table(FILE *f, const RankReport *rr)
                 t->spectral_shift);
     }
     const RankSummary *s = &rr->model;
-    fprintf(f, "model: %llu matrices (%llu tensors skipped), nnz %llu, sum(m+n) %llu, "
-            "lora r* %.3f, mean numerical rank fraction %.4f, mean eff99 %.2f\n",
-            (unsigned long long)s->nmatrices, (unsigned long long)s->nskipped,
-            (unsigned long long)s->nnz, (unsigned long long)s->sum_m_plus_n, s->lora_r_star,
-            s->mean_numerical_rank_fraction, s->mean_effective_rank_99);
+    if (s->nmatrices == 0)
+        fprintf(f, "model: no 2-D tensor pairs to analyse (%llu tensors skipped)\n",
+                (unsigned long long)s->nskipped);
+    else
+        fprintf(f, "model: %llu matrices (%llu tensors skipped), nnz %llu, sum(m+n) %llu, "
+                "lora r* %.3f, mean numerical rank fraction %.4f, mean eff99 %.2f\n",
+                (unsigned long long)s->nmatrices, (unsigned long long)s->nskipped,
+                (unsigned long long)s->nnz, (unsigned long long)s->sum_m_plus_n, s->lora_r_star,
+                s->mean_numerical_rank_fraction, s->mean_effective_rank_99);
     for (size_t i = 0; i < rr->ntensors; i++)
         if (rr->t[i].note)
             fprintf(f, "  %s: %s\n", rr->t[i].name, rr->t[i].note);
