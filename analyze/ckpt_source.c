@@ -9,8 +9,10 @@
 static int open_run(const char *spec, int threads, CkptSource *s, SsError *err)
 {
     int rc = run_open(spec, &s->run, err);
+    if (rc == SS_EUSAGE) /* a malformed spec given as a checkpoint is bad input here */
+        rc = err->code = SS_EINPUT;
     if (rc)
-        return rc == SS_EUSAGE ? ss_err(err, SS_EINPUT, "%s", err->msg) : rc;
+        return rc;
     s->run->threads = threads;
     size_t n = s->run->ntensors;
     s->run_tensors = calloc(n ? n : 1, sizeof *s->run_tensors);
