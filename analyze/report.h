@@ -16,11 +16,14 @@
 #define REPORT_JSON_SCHEMA "sparsity-scan/1"
 
 typedef struct RankReport RankReport; /* analyze/rank.h */
+typedef struct MapsReport MapsReport; /* analyze/maps.h */
+typedef struct TensorMap TensorMap;   /* analyze/maps.h */
 
 /* The JSON document, pretty-printed, followed by a newline. With g (may be NULL) it includes each
  * tensor's layer and module and the "layers" and "groups" figures; with rank (may be NULL) the
- * "rank" key of --rank. */
-void report_write_json(FILE *f, const ScanReport *r, const Grouping *g, const RankReport *rank);
+ * "rank" key of --rank; with maps (may be NULL) each matrix's "maps" key of --maps. */
+void report_write_json(FILE *f, const ScanReport *r, const Grouping *g, const RankReport *rank,
+                       const MapsReport *maps);
 
 /* The count members of a report object (numel, changed, sparsity, nonfinite, changed_tol, and
  * changed_rtol when cfg has an rtol); with deltas also max_abs_delta, l2_delta, rel_l2_delta.
@@ -48,10 +51,15 @@ int report_h5_common_attrs(H5Out *w, const char *schema, int64_t definitions_ver
                            const char *command_line, const ScanConfig *cfg, const char *pattern,
                            SsError *err);
 
+/* A tensor name as an HDF5 link name in /masks and /maps: '%' written "%25" and '/' "%2F".
+ * NULL when out of memory (free the result). */
+char *report_h5_tensor_name(const char *tensor);
+
 /* Writes the HDF5 report to path atomically ("<path>.tmp.<pid>", flushed, fsynced, renamed; the
  * temporary file is removed on any failure, and path is never left partly written), with the
- * /rank group when rank is not NULL. Returns 0 or SS_EOUTPUT with a message naming path. */
+ * /rank group when rank is not NULL and the /maps group when maps is not NULL. Returns 0 or SS_EOUTPUT with a message naming path. */
 int report_write_h5(const char *path, const ScanReport *r, const Grouping *g,
-                    const ReportH5Meta *meta, const RankReport *rank, SsError *err);
+                    const ReportH5Meta *meta, const RankReport *rank, const MapsReport *maps,
+                    SsError *err);
 
 #endif

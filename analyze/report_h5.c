@@ -5,6 +5,7 @@
  * through formats/h5_write. */
 #include "analyze/report.h"
 
+#include "analyze/maps.h"
 #include "analyze/rank.h"
 
 #include <math.h>
@@ -390,10 +391,10 @@ static int write_totals(H5Ctx *x)
     return rc ? rc : rc2;
 }
 
-/* The name of a tensor's dataset in /masks: the tensor name, with '%' written "%25" and '/'
+/* The name of a tensor's dataset in /masks (and group in /maps): the tensor name, with '%' written "%25" and '/'
  * (which HDF5 names cannot hold) written "%2F"; names without either are kept as they are.
  * NULL when out of memory (free the result). */
-static char *mask_dataset_name(const char *tensor)
+char *report_h5_tensor_name(const char *tensor)
 {
     size_t len = strlen(tensor), extra = 0;
     for (const char *c = tensor; *c; c++)
@@ -418,7 +419,7 @@ static char *mask_dataset_name(const char *tensor)
 static int write_mask(H5Ctx *x, hid_t grp, size_t i)
 {
     const StTensor *t = x->r->pairs.pairs[i].a;
-    char *name = mask_dataset_name(t->name);
+    char *name = report_h5_tensor_name(t->name);
     if (!name)
         return ss_err(x->err, SS_EOUTPUT, "out of memory writing the HDF5 report");
     hsize_t dims[1] = {scan_mask_bytes(t->numel)};
@@ -562,7 +563,8 @@ static int write_hist(H5Ctx *x)
 }
 
 int report_write_h5(const char *path, const ScanReport *r, const Grouping *g,
-                    const ReportH5Meta *meta, const RankReport *rank, SsError *err)
+                    const ReportH5Meta *meta, const RankReport *rank, const MapsReport *maps,
+                    SsError *err)
 {
     /* The scratch column holds the largest dataset: n tensors x ntol, L x M x ntol cells. */
     size_t n = r->pairs.npairs, ntol = r->cfg.ntol ? r->cfg.ntol : 1, lm, cap;
@@ -591,6 +593,8 @@ int report_write_h5(const char *path, const ScanReport *r, const Grouping *g,
         rc = write_hist(&x);
     if (!rc && rank)
         rc = report_rank_h5(x.w, rank, err);
+    if (!rc && maps)
+        rc = report_maps_h5(x.w, maps, err);
     if (!rc)
         rc = h5w_close(x.w, err);
     else

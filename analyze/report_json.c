@@ -2,6 +2,7 @@
  * per-layer and per layer x module figures of a Grouping. */
 #include "analyze/report.h"
 
+#include "analyze/maps.h"
 #include "analyze/rank.h"
 
 
@@ -159,7 +160,8 @@ static void write_groups(JsonWriter *w, const ScanReport *r, const Grouping *g)
     jw_array_end(w);
 }
 
-void report_write_json(FILE *f, const ScanReport *r, const Grouping *g, const RankReport *rank)
+void report_write_json(FILE *f, const ScanReport *r, const Grouping *g, const RankReport *rank,
+                       const MapsReport *maps)
 {
     JsonWriter w;
     jw_init(&w, f, 1);
@@ -211,6 +213,10 @@ void report_write_json(FILE *f, const ScanReport *r, const Grouping *g, const Ra
             write_layer(&w, g->tensor_layer[i]);
             jw_key(&w, "module");
             jw_string(&w, g->modules[g->tensor_module[i]]);
+        }
+        if (maps && maps->t[i].rows) {
+            jw_key(&w, "maps");
+            report_maps_json(&w, &maps->t[i]);
         }
         jw_object_end(&w);
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analyze/grouping.h"
+#include "analyze/maps.h"
 #include "analyze/progress.h"
 #include "analyze/rank.h"
 #include "analyze/report.h"
@@ -47,6 +48,15 @@ static void usage(FILE *f)
 "  --masks            with --h5: also store each tensor's changed-element bitmap\n"
 "                     (masks/<tensor>, packed 8 a byte, LSB first; held in memory\n"
 "                     until written: numel/8 bytes over all tensors)\n"
+"  --maps             with --h5: also the update map of each 2-D tensor: changed\n"
+"                     count per row and column, a density map of at most 512x512\n"
+"                     cells, per-head fractions of q/k/v/o_proj, stripe ratios\n"
+"                     (HDF5 /maps; JSON: stripe ratios and head fractions only).\n"
+"                     Holds every mask in memory as --masks does (numel/8 bytes)\n"
+"  --head-dim D       --maps: attention head size (default: config.json beside B\n"
+"                     or A: head_dim, else hidden_size/num_attention_heads)\n"
+"  --stripe-k K       --maps: a row or column is a stripe when its changed\n"
+"                     fraction exceeds K times the tensor's (default 2)\n"
 "  --hist             also the tolerance curve of each tensor: histograms of\n"
 "                     floor(log2|B-A|) and of |B-A|/max(|A|,|B|) over the changed\n"
 "                     elements, and the exact changed count at every tolerance 2^k\n"
@@ -219,11 +229,39 @@ static int main_series(const char *run, ScanOptions *opt, const char *group_rege
     return ss_exit_status(rc);
 }
 
+/* --maps: the head size (--head-dim, else config.json beside B, then A), the maps from the
+ * report's masks, and the masks dropped unless --masks keeps them. */
+static int main_maps(const char *path_a, const char *path_b, uint64_t head_dim, double stripe_k,
+                     int keep_masks, ScanReport *report, MapsReport *out, SsError *err)
+{
+    char *source = NULL;
+    int rc = 0;
+    if (head_dim)
+        rc = (source = strdup("--head-dim")) ? 0 : ss_err(err, SS_EOUTPUT, "out of memory");
+    if (!rc && !head_dim)
+        rc = maps_head_dim_from_config(path_b, &head_dim, &source, err);
+    if (!rc && !head_dim)
+        rc = maps_head_dim_from_config(path_a, &head_dim, &source, err);
+    MapsOptions mopt = {head_dim, stripe_k};
+    if (rc) {
+        free(source);
+        return rc;
+    }
+    rc = maps_build(report, &mopt, source, out, err);
+    if (!keep_masks && report->masks) {
+        for (size_t i = 0; i < report->pairs.npairs; i++)
+            free(report->masks[i]);
+        free(report->masks);
+        report->masks = NULL;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION,
            OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS, OPT_SERIES, OPT_DELTA_DTYPE, OPT_HIST,
-           OPT_RANK, OPT_RANK_K, OPT_RANK_ANGLES };
+           OPT_RANK, OPT_RANK_K, OPT_RANK_ANGLES, OPT_MAPS, OPT_HEAD_DIM, OPT_STRIPE_K };
     static const struct option longopts[] = {
         {"tol", required_argument, NULL, OPT_TOL},
         {"rtol", required_argument, NULL, OPT_RTOL},
@@ -240,6 +278,9 @@ int main(int argc, char **argv)
         {"series", required_argument, NULL, OPT_SERIES},
         {"delta-dtype", required_argument, NULL, OPT_DELTA_DTYPE},
         {"rank", no_argument, NULL, OPT_RANK},
+        {"maps", no_argument, NULL, OPT_MAPS},
+        {"head-dim", required_argument, NULL, OPT_HEAD_DIM},
+        {"stripe-k", required_argument, NULL, OPT_STRIPE_K},
         {"rank-k", required_argument, NULL, OPT_RANK_K},
         {"rank-angles", required_argument, NULL, OPT_RANK_ANGLES},
         {"help", no_argument, NULL, 'h'},
@@ -253,6 +294,9 @@ int main(int argc, char **argv)
     const char *series_run = NULL;
     int rank = 0;
     long rank_k = 0, rank_angles = RANK_DEFAULT_ANGLES;
+    int maps = 0;
+    long head_dim = 0;
+    double stripe_k = MAPS_DEFAULT_STRIPE_K;
     /* Recorded before getopt_long permutes argv (static: still reachable on the early returns). */
     static char *command_line;
     command_line = join_command_line(argc, argv);
@@ -301,6 +345,17 @@ int main(int argc, char **argv)
             if (parse_count(optarg, "--rank-angles", RANK_MAX_K, &rank_angles))
                 return 1;
             break;
+        case OPT_MAPS: maps = 1; break;
+        case OPT_HEAD_DIM:
+            if (parse_count(optarg, "--head-dim", 1L << 30, &head_dim))
+                return 1;
+            if (head_dim == 0)
+                return usage_error("%s", "--head-dim must be at least 1");
+            break;
+        case OPT_STRIPE_K:
+            if (parse_nonneg(optarg, &stripe_k))
+                return usage_error("--stripe-k: '%s' is not a non-negative number", optarg);
+            break;
         case OPT_SERIES: series_run = optarg; break;
         case OPT_DELTA_DTYPE:
             if ((opt.delta_dtype = parse_delta_dtype(optarg)) < 0)
@@ -315,6 +370,8 @@ int main(int argc, char **argv)
     }
     if (series_run && rank)
         return usage_error("%s", "--series does not take --rank");
+    if (series_run && maps)
+        return usage_error("%s", "--series does not take --maps");
     if (series_run && opt.hist)
         return usage_error("%s", "--series does not take --hist");
     if (series_run) {
@@ -333,6 +390,13 @@ int main(int argc, char **argv)
         return usage_error("%s", "needs exactly two checkpoints, A and B");
     if (opt.masks && !h5_path)
         return usage_error("%s", "--masks needs --h5 OUT.h5 (the masks are stored there)");
+    if (maps && !h5_path)
+        return usage_error("%s", "--maps needs --h5 OUT.h5 (the maps are stored there)");
+    if (!maps && (head_dim || stripe_k != MAPS_DEFAULT_STRIPE_K))
+        return usage_error("%s", "--head-dim and --stripe-k need --maps");
+    int keep_masks = opt.masks;
+    if (maps)
+        opt.masks = 1; /* the maps are computed from the masks */
     opt.threads = (int)threads;
 
     SsError err = {0};
@@ -359,16 +423,22 @@ int main(int argc, char **argv)
         rc = grouping_build(&rules, &report, &groups, &err);
         RankOptions ropt = {(size_t)rank_k, (size_t)rank_angles};
         RankReport ranks = {0};
+        MapsReport mreport = {0};
+        if (rc == 0 && maps)
+            rc = main_maps(argv[optind], argv[optind + 1], (uint64_t)head_dim, stripe_k,
+                           keep_masks, &report, &mreport, &err);
         if (rc == 0 && rank)
             rc = rank_sources(a, b, &report.pairs, &ropt, &ranks, &err);
         if (rc == 0 && h5_path) {
             ReportH5Meta meta = {command_line,
                                  {ckpt_source_file_bytes(a), ckpt_source_file_bytes(b)}};
-            rc = report_write_h5(h5_path, &report, &groups, &meta, rank ? &ranks : NULL, &err);
+            rc = report_write_h5(h5_path, &report, &groups, &meta, rank ? &ranks : NULL,
+                                 maps ? &mreport : NULL, &err);
         }
         if (rc == 0) {
             if (json)
-                report_write_json(stdout, &report, &groups, rank ? &ranks : NULL);
+                report_write_json(stdout, &report, &groups, rank ? &ranks : NULL,
+                                  maps ? &mreport : NULL);
             else if (by_layer)
                 report_write_by_layer(stdout, &report, &groups);
             else
@@ -379,6 +449,7 @@ int main(int argc, char **argv)
                 rc = ss_err(&err, SS_EOUTPUT, "cannot write the report to standard output");
         }
         rank_report_free(&ranks);
+        maps_report_free(&mreport);
         grouping_free(&groups);
         scan_report_free(&report);
     }

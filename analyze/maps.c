@@ -1,0 +1,239 @@
+/* Update maps from changed-element masks: row and column counts, the density map, per-head
+ * fractions and stripe ratios (analyze/maps.h; docs/metrics.md, "Update maps"), and the head size
+ * from a checkpoint's config.json. */
+#include "analyze/maps.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+MapsHeadKind maps_head_kind(const char *name)
+{
+    for (const char *p = name; p;) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        if (len == 6 && (!strncmp(p, "q_proj", 6) || !strncmp(p, "k_proj", 6) ||
+                         !strncmp(p, "v_proj", 6)))
+            return MAPS_HEADS_ROWS;
+        if (len == 6 && !strncmp(p, "o_proj", 6))
+            return MAPS_HEADS_COLS;
+        p = dot ? dot + 1 : NULL;
+    }
+    return MAPS_HEADS_NONE;
+}
+
+/* The folder config.json would be in for spec (malloc'd), or NULL when out of memory. */
+static char *maps_config_folder(const char *spec)
+{
+    struct stat st;
+    if (stat(spec, &st) == 0 && S_ISDIR(st.st_mode))
+        return strdup(spec);
+    const char *cut = NULL;
+    if (stat(spec, &st) == 0)
+        cut = strrchr(spec, '/');        /* a file: its folder */
+    else if ((cut = strrchr(spec, '@')) == NULL)
+        cut = strrchr(spec, '/');        /* RUN@STEP: the run folder */
+    if (!cut)
+        return strdup(".");
+    if (cut == spec)
+        return strdup(*cut == '/' ? "/" : ".");
+    return strndup(spec, (size_t)(cut - spec));
+}
+
+/* A positive integer member of obj, or 0. */
+static uint64_t maps_json_positive(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+int maps_head_dim_from_config(const char *spec, uint64_t *head_dim, char **source, SsError *err)
+{
+    *head_dim = 0;
+    *source = NULL;
+    char *folder = maps_config_folder(spec), *path = NULL;
+    if (!folder || asprintf(&path, "%s/config.json", folder) < 0) {
+        free(folder);
+        return ss_err(err, SS_EOUTPUT, "out of memory");
+    }
+    free(folder);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        free(path);
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        int rc = ss_err(err, SS_EINPUT, "%s: not valid JSON: %s (line %d)", path, jerr.text,
+                        jerr.line);
+        free(path);
+        return rc;
+    }
+    uint64_t hd = maps_json_positive(root, "head_dim");
+    uint64_t hidden = maps_json_positive(root, "hidden_size");
+    uint64_t heads = maps_json_positive(root, "num_attention_heads");
+    if (!hd && hidden && heads && hidden % heads == 0)
+        hd = hidden / heads;
+    json_decref(root);
+    if (hd) {
+        *head_dim = hd;
+        *source = path;
+    } else {
+        free(path);
+    }
+    return 0;
+}
+
+/* cell[k] for k < n: the index i of the cell [floor(i n / m), floor((i + 1) n / m)) holding k. */
+static void maps_cell_index(uint64_t n, uint64_t m, uint32_t *cell)
+{
+    for (uint64_t i = 0; i < m; i++)
+        for (uint64_t k = i * n / m; k < (i + 1) * n / m; k++)
+            cell[k] = (uint32_t)i;
+}
+
+/* Elements in cell i of m cells over n: floor((i + 1) n / m) - floor(i n / m). */
+static uint64_t maps_cell_size(uint64_t n, uint64_t m, uint64_t i)
+{
+    return (i + 1) * n / m - i * n / m;
+}
+
+int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, double stripe_k,
+                        TensorMap *out, SsError *err)
+{
+    uint64_t r = rows < MAPS_MAX_CELLS ? rows : MAPS_MAX_CELLS;
+    uint64_t c = cols < MAPS_MAX_CELLS ? cols : MAPS_MAX_CELLS;
+    out->rows = rows;
+    out->cols = cols;
+    out->map_rows = r;
+    out->map_cols = c;
+    out->row_changed = calloc(rows, sizeof *out->row_changed);
+    out->col_changed = calloc(cols, sizeof *out->col_changed);
+    out->density = malloc(r * c * sizeof *out->density);
+    uint64_t *cells = calloc(r * c, sizeof *cells);
+    uint32_t *row_cell = malloc(rows * sizeof *row_cell);
+    uint32_t *col_cell = malloc(cols * sizeof *col_cell);
+    int rc = 0;
+    if (!out->row_changed || !out->col_changed || !out->density || !cells || !row_cell ||
+        !col_cell) {
+        rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
+        goto done;
+    }
+    maps_cell_index(rows, r, row_cell);
+    maps_cell_index(cols, c, col_cell);
+    /* byte k holds elements 8k .. 8k+7; (row, col0) is element 8k's position */
+    uint64_t numel = rows * cols, nbytes = scan_mask_bytes(numel), row = 0, col0 = 0;
+    for (uint64_t k = 0; k < nbytes; k++) {
+        for (unsigned bits = mask[k]; bits; bits &= bits - 1) {
+            uint64_t e = 8 * k + (uint64_t)__builtin_ctz(bits);
+            if (e >= numel)
+                break;
+            uint64_t ri = row, ci = col0 + (uint64_t)__builtin_ctz(bits);
+            while (ci >= cols) {
+                ci -= cols;
+                ri++;
+            }
+            out->row_changed[ri]++;
+            out->col_changed[ci]++;
+            cells[(uint64_t)row_cell[ri] * c + col_cell[ci]]++;
+        }
+        for (col0 += 8; col0 >= cols; col0 -= cols)
+            row++;
+    }
+    out->changed = 0;
+    for (uint64_t i = 0; i < rows; i++)
+        out->changed += out->row_changed[i];
+    for (uint64_t i = 0; i < r; i++)
+        for (uint64_t j = 0; j < c; j++)
+            out->density[i * c + j] = (double)cells[i * c + j] /
+                (double)(maps_cell_size(rows, r, i) * maps_cell_size(cols, c, j));
+    double thr = stripe_k * ((double)out->changed / (double)numel);
+    uint64_t nr = 0, nc = 0;
+    for (uint64_t i = 0; i < rows; i++)
+        nr += (double)out->row_changed[i] / (double)cols > thr;
+    for (uint64_t j = 0; j < cols; j++)
+        nc += (double)out->col_changed[j] / (double)rows > thr;
+    out->row_stripe_ratio = (double)nr / (double)rows;
+    out->col_stripe_ratio = (double)nc / (double)cols;
+done:
+    free(cells);
+    free(row_cell);
+    free(col_cell);
+    return rc;
+}
+
+/* The per-head fractions of t (its maps computed) with head size hd. */
+static int maps_heads(TensorMap *t, uint64_t hd, SsError *err)
+{
+    int by_rows = t->head_kind == MAPS_HEADS_ROWS;
+    uint64_t n = by_rows ? t->rows : t->cols, other = by_rows ? t->cols : t->rows;
+    const uint64_t *counts = by_rows ? t->row_changed : t->col_changed;
+    if (n % hd != 0)
+        return ss_err(err, SS_EUSAGE,
+                      "%s: head size %llu does not divide its %llu %s (pass the right --head-dim)",
+                      t->name, (unsigned long long)hd, (unsigned long long)n,
+                      by_rows ? "rows" : "columns");
+    t->head_dim = hd;
+    t->nheads = n / hd;
+    t->head_fraction = malloc(t->nheads * sizeof *t->head_fraction);
+    if (!t->head_fraction)
+        return ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", t->name);
+    for (uint64_t h = 0; h < t->nheads; h++) {
+        uint64_t sum = 0;
+        for (uint64_t k = h * hd; k < (h + 1) * hd; k++)
+            sum += counts[k];
+        t->head_fraction[h] = (double)sum / (double)(hd * other);
+    }
+    return 0;
+}
+
+int maps_build(const ScanReport *r, const MapsOptions *opt, char *source, MapsReport *out,
+               SsError *err)
+{
+    size_t n = r->pairs.npairs;
+    *out = (MapsReport){.stripe_k = opt->stripe_k, .head_dim = opt->head_dim,
+                        .head_dim_source = source, .ntensors = n};
+    out->t = calloc(n ? n : 1, sizeof *out->t);
+    if (!out->t)
+        return ss_err(err, SS_EOUTPUT, "out of memory for the update maps");
+    /* the usage error first, before any work */
+    for (size_t i = 0; i < n && !opt->head_dim; i++) {
+        const StTensor *t = r->pairs.pairs[i].a;
+        if (t->ndim == 2 && t->numel && maps_head_kind(t->name) != MAPS_HEADS_NONE)
+            return ss_err(err, SS_EUSAGE,
+                          "--maps: %s is an attention projection but the head size is unknown "
+                          "(no config.json with head_dim or hidden_size/num_attention_heads "
+                          "beside B or A): pass --head-dim D", t->name);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const StTensor *t = r->pairs.pairs[i].a;
+        TensorMap *m = &out->t[i];
+        m->name = t->name;
+        if (t->ndim != 2 || !t->numel)
+            continue;
+        int rc = maps_compute_tensor(r->masks[i], t->shape[0], t->shape[1], opt->stripe_k, m,
+                                     err);
+        if (!rc && (m->head_kind = maps_head_kind(t->name)) != MAPS_HEADS_NONE)
+            rc = maps_heads(m, opt->head_dim, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void maps_report_free(MapsReport *m)
+{
+    for (size_t i = 0; m->t && i < m->ntensors; i++) {
+        free(m->t[i].row_changed);
+        free(m->t[i].col_changed);
+        free(m->t[i].density);
+        free(m->t[i].head_fraction);
+    }
+    free(m->t);
+    free(m->head_dim_source);
+    m->t = NULL;
+    m->head_dim_source = NULL;
+}
