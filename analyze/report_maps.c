@@ -65,7 +65,7 @@ static int report_maps_tensor(H5Out *w, hid_t maps_grp, const TensorMap *t, doub
     if (!rc)
         rc = h5w_dataset(w, g, "col_changed", H5W_U64, 1, dc, t->col_changed, err);
     if (!rc)
-        rc = h5w_dataset(w, g, "density", H5W_F64, 2, dd, t->density, err);
+        rc = h5w_dataset_deflate(w, g, "density", H5W_F64, 2, dd, t->density, 1, err);
     if (!rc && t->head_fraction)
         rc = h5w_dataset(w, g, "head_fraction", H5W_F64, 1, dh, t->head_fraction, err);
     if (!rc)
