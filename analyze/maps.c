@@ -165,17 +165,42 @@ done:
     return rc;
 }
 
+/* The error for an attention projection t that cannot be split into heads of hd (0: unknown). */
+static int maps_heads_error(const char *name, uint64_t hd, uint64_t n, int by_rows, SsError *err)
+{
+    if (hd == 0)
+        return ss_err(err, SS_EUSAGE,
+                      "--maps: %s is an attention projection but the head size is unknown "
+                      "(no config.json with head_dim or hidden_size/num_attention_heads "
+                      "beside B or A): pass --head-dim D", name);
+    return ss_err(err, SS_EUSAGE,
+                  "%s: head size %llu does not divide its %llu %s (pass the right --head-dim)",
+                  name, (unsigned long long)hd, (unsigned long long)n, by_rows ? "rows" : "columns");
+}
+
+int maps_check_heads(const StCheckpoint *ck, uint64_t head_dim, SsError *err)
+{
+    for (size_t i = 0; i < ck->ntensors; i++) {
+        const StTensor *t = ck->tensors[i];
+        MapsHeadKind kind = maps_head_kind(t->name);
+        if (t->ndim != 2 || !t->numel || kind == MAPS_HEADS_NONE)
+            continue;
+        int by_rows = kind == MAPS_HEADS_ROWS;
+        uint64_t n = by_rows ? t->shape[0] : t->shape[1];
+        if (head_dim == 0 || n % head_dim != 0)
+            return maps_heads_error(t->name, head_dim, n, by_rows, err);
+    }
+    return 0;
+}
+
 /* The per-head fractions of t (its maps computed) with head size hd. */
 static int maps_heads(TensorMap *t, uint64_t hd, SsError *err)
 {
     int by_rows = t->head_kind == MAPS_HEADS_ROWS;
     uint64_t n = by_rows ? t->rows : t->cols, other = by_rows ? t->cols : t->rows;
     const uint64_t *counts = by_rows ? t->row_changed : t->col_changed;
-    if (n % hd != 0)
-        return ss_err(err, SS_EUSAGE,
-                      "%s: head size %llu does not divide its %llu %s (pass the right --head-dim)",
-                      t->name, (unsigned long long)hd, (unsigned long long)n,
-                      by_rows ? "rows" : "columns");
+    if (hd == 0 || n % hd != 0)
+        return maps_heads_error(t->name, hd, n, by_rows, err);
     t->head_dim = hd;
     t->nheads = n / hd;
     t->head_fraction = malloc(t->nheads * sizeof *t->head_fraction);
@@ -199,15 +224,6 @@ int maps_build(const ScanReport *r, const MapsOptions *opt, char *source, MapsRe
     out->t = calloc(n ? n : 1, sizeof *out->t);
     if (!out->t)
         return ss_err(err, SS_EOUTPUT, "out of memory for the update maps");
-    /* the usage error first, before any work */
-    for (size_t i = 0; i < n && !opt->head_dim; i++) {
-        const StTensor *t = r->pairs.pairs[i].a;
-        if (t->ndim == 2 && t->numel && maps_head_kind(t->name) != MAPS_HEADS_NONE)
-            return ss_err(err, SS_EUSAGE,
-                          "--maps: %s is an attention projection but the head size is unknown "
-                          "(no config.json with head_dim or hidden_size/num_attention_heads "
-                          "beside B or A): pass --head-dim D", t->name);
-    }
     for (size_t i = 0; i < n; i++) {
         const StTensor *t = r->pairs.pairs[i].a;
         TensorMap *m = &out->t[i];

@@ -65,15 +65,19 @@ MapsHeadKind maps_head_kind(const char *name);
  * *source is the config path (malloc'd). A config.json that is not valid JSON is SS_EINPUT. */
 int maps_head_dim_from_config(const char *spec, uint64_t *head_dim, char **source, SsError *err);
 
+/* Checks, before any scan, that every 2-D attention projection of the checkpoint listing ck
+ * can be split into heads of head_dim (0: unknown): SS_EUSAGE saying to pass --head-dim when the
+ * size is unknown, or naming the tensor when it does not divide its head dimension. */
+int maps_check_heads(const StCheckpoint *ck, uint64_t head_dim, SsError *err);
+
 /* The maps of an (rows, cols) tensor from its mask (LSB-first, ceil(rows*cols/8) bytes) into
  * out->row_changed, col_changed, density, changed and the stripe ratios (head fields untouched).
  * SS_EOUTPUT when out of memory. */
 int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, double stripe_k,
                         TensorMap *out, SsError *err);
 
-/* The maps of every 2-D pair of r (which must hold masks). An attention projection with no
- * head size is SS_EUSAGE saying to pass --head-dim; a head size that does not divide its head
- * dimension is SS_EUSAGE naming the tensor. out->head_dim_source is taken from source (owned
+/* The maps of every 2-D pair of r (which must hold masks), after maps_check_heads passed on
+ * A's listing (the same errors are returned here should it not have been called). out->head_dim_source is taken from source (owned
  * from then on, also on failure). Free with maps_report_free (also after a failure). */
 int maps_build(const ScanReport *r, const MapsOptions *opt, char *source, MapsReport *out,
                SsError *err);

@@ -229,25 +229,31 @@ static int main_series(const char *run, ScanOptions *opt, const char *group_rege
     return ss_exit_status(rc);
 }
 
-/* --maps: the head size (--head-dim, else config.json beside B, then A), the maps from the
- * report's masks, and the masks dropped unless --masks keeps them. */
-static int main_maps(const char *path_a, const char *path_b, uint64_t head_dim, double stripe_k,
-                     int keep_masks, ScanReport *report, MapsReport *out, SsError *err)
+/* --maps, before the scan: the head size (--head-dim, else config.json beside B, then A; *source
+ * says which, malloc'd) and the check that every attention projection of A splits into heads. */
+static int maps_prepare(const char *path_a, const char *path_b, const CkptSource *a,
+                        uint64_t *head_dim, char **source, SsError *err)
 {
-    char *source = NULL;
     int rc = 0;
-    if (head_dim)
-        rc = (source = strdup("--head-dim")) ? 0 : ss_err(err, SS_EOUTPUT, "out of memory");
-    if (!rc && !head_dim)
-        rc = maps_head_dim_from_config(path_b, &head_dim, &source, err);
-    if (!rc && !head_dim)
-        rc = maps_head_dim_from_config(path_a, &head_dim, &source, err);
+    *source = NULL;
+    if (*head_dim)
+        rc = (*source = strdup("--head-dim")) ? 0 : ss_err(err, SS_EOUTPUT, "out of memory");
+    if (!rc && !*head_dim)
+        rc = maps_head_dim_from_config(path_b, head_dim, source, err);
+    if (!rc && !*head_dim)
+        rc = maps_head_dim_from_config(path_a, head_dim, source, err);
+    if (!rc)
+        rc = maps_check_heads(a->listing, *head_dim, err);
+    return rc;
+}
+
+/* --maps, after the scan: the maps from the report's masks (maps_build owns source from here),
+ * and the masks dropped unless --masks keeps them. */
+static int main_maps(uint64_t head_dim, char *source, double stripe_k, int keep_masks,
+                     ScanReport *report, MapsReport *out, SsError *err)
+{
     MapsOptions mopt = {head_dim, stripe_k};
-    if (rc) {
-        free(source);
-        return rc;
-    }
-    rc = maps_build(report, &mopt, source, out, err);
+    int rc = maps_build(report, &mopt, source, out, err);
     if (!keep_masks && report->masks) {
         for (size_t i = 0; i < report->pairs.npairs; i++)
             free(report->masks[i]);
@@ -409,6 +415,10 @@ int main(int argc, char **argv)
     int rc = ckpt_source_open(argv[optind], opt.threads, &a, &err);
     if (rc == 0)
         rc = ckpt_source_open(argv[optind + 1], opt.threads, &b, &err);
+    uint64_t maps_head_dim = (uint64_t)head_dim;
+    char *maps_source = NULL;
+    if (rc == 0 && maps)
+        rc = maps_prepare(argv[optind], argv[optind + 1], a, &maps_head_dim, &maps_source, &err);
     Progress progress;
     ScanReport report;
     if (rc == 0) {
@@ -424,9 +434,11 @@ int main(int argc, char **argv)
         RankOptions ropt = {(size_t)rank_k, (size_t)rank_angles};
         RankReport ranks = {0};
         MapsReport mreport = {0};
-        if (rc == 0 && maps)
-            rc = main_maps(argv[optind], argv[optind + 1], (uint64_t)head_dim, stripe_k,
-                           keep_masks, &report, &mreport, &err);
+        if (rc == 0 && maps) {
+            rc = main_maps(maps_head_dim, maps_source, stripe_k, keep_masks, &report, &mreport,
+                           &err);
+            maps_source = NULL; /* owned by mreport now */
+        }
         if (rc == 0 && rank)
             rc = rank_sources(a, b, &report.pairs, &ropt, &ranks, &err);
         if (rc == 0 && h5_path) {
@@ -458,6 +470,7 @@ int main(int argc, char **argv)
     ckpt_source_close(b);
     ckpt_source_close(a);
     grouping_rules_free(&rules);
+    free(maps_source);
     free(command_line);
     return ss_exit_status(rc);
 }
