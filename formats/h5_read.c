@@ -3,6 +3,8 @@
  * attributes. */
 #include "formats/h5_read.h"
 
+#include "formats/h5_error.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,18 +22,6 @@ struct H5In {
 
 /* ---- errors ---- */
 
-typedef struct H5rDetail {
-    char text[512];
-} H5rDetail;
-
-static herr_t h5r_walk_error(unsigned n, const H5E_error2_t *e, void *data)
-{
-    H5rDetail *d = data;
-    if (n == 0 && e && e->desc)
-        snprintf(d->text, sizeof d->text, "%s", e->desc);
-    return 0;
-}
-
 /* Fills err with "<file>: <obj>: <what>[: <HDF5's message>]", clears HDF5's error stack and
  * returns code. */
 __attribute__((format(printf, 5, 6)))
@@ -42,11 +32,10 @@ static int h5r_fail(const H5In *r, int code, SsError *err, const char *obj, cons
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    H5rDetail d = {{0}};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5r_walk_error, &d);
-    H5Eclear2(H5E_DEFAULT);
-    if (d.text[0])
-        return ss_err(err, code, "%s: %s: %s: %s", r->path, obj, what, d.text);
+    char detail[512];
+    h5_error_take(detail, sizeof detail);
+    if (detail[0])
+        return ss_err(err, code, "%s: %s: %s: %s", r->path, obj, what, detail);
     return ss_err(err, code, "%s: %s: %s", r->path, obj, what);
 }
 

@@ -1,7 +1,9 @@
 /* HDF5 output helpers (see h5_write.h): the atomic temporary file, one checking helper that turns
  * a failed HDF5 call into an SsError, and dataset and attribute writers. */
-#include "formats/atomic_file.h"
 #include "formats/h5_write.h"
+
+#include "formats/atomic_file.h"
+#include "formats/h5_error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,19 +23,6 @@ struct H5Out {
 
 /* ---- errors ---- */
 
-typedef struct H5wDetail {
-    char text[512];
-} H5wDetail;
-
-/* Keeps the innermost (most specific) entry of HDF5's error stack. */
-static herr_t h5w_walk_error(unsigned n, const H5E_error2_t *e, void *data)
-{
-    H5wDetail *d = data;
-    if (n == 0 && e && e->desc)
-        snprintf(d->text, sizeof d->text, "%s", e->desc);
-    return 0;
-}
-
 /* Fills err with "<path>: <printf text>: <HDF5's message>", clears HDF5's error stack and returns
  * SS_EOUTPUT. The one place where a failed HDF5 call becomes an error. */
 __attribute__((format(printf, 3, 4)))
@@ -44,11 +33,10 @@ static int h5w_fail(const H5Out *w, SsError *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    H5wDetail d = {{0}};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5w_walk_error, &d);
-    H5Eclear2(H5E_DEFAULT);
-    if (d.text[0])
-        return ss_err(err, SS_EOUTPUT, "%s: %s: %s", w->path, what, d.text);
+    char detail[512];
+    h5_error_take(detail, sizeof detail);
+    if (detail[0])
+        return ss_err(err, SS_EOUTPUT, "%s: %s: %s", w->path, what, detail);
     return ss_err(err, SS_EOUTPUT, "%s: %s", w->path, what);
 }
 
