@@ -321,7 +321,9 @@ int h5r_strings(H5In *r, const char *obj, size_t *n, char ***out, SsError *err)
     return rc;
 }
 
-int h5r_i64s(H5In *r, const char *obj, size_t *n, int64_t **out, SsError *err)
+/* A whole 1-D integer dataset converted to native_type (elements of size bytes). */
+static int h5r_dataset_ints(H5In *r, const char *obj, hid_t native_type, size_t size, size_t *n,
+                            void **out, SsError *err)
 {
     hid_t d = H5I_INVALID_HID;
     *out = NULL;
@@ -329,27 +331,24 @@ int h5r_i64s(H5In *r, const char *obj, size_t *n, int64_t **out, SsError *err)
     int rc = h5r_open_dataset(r, obj, &d, err);
     if (rc)
         return rc;
-    void *v = NULL;
-    rc = h5r_source_ints(r, (H5rSource){d, 0}, obj, H5T_NATIVE_INT64, sizeof(int64_t), n, &v,
-                         err);
-    *out = v;
+    rc = h5r_source_ints(r, (H5rSource){d, 0}, obj, native_type, size, n, out, err);
     H5Dclose(d);
+    return rc;
+}
+
+int h5r_i64s(H5In *r, const char *obj, size_t *n, int64_t **out, SsError *err)
+{
+    void *v = NULL;
+    int rc = h5r_dataset_ints(r, obj, H5T_NATIVE_INT64, sizeof(int64_t), n, &v, err);
+    *out = v;
     return rc;
 }
 
 int h5r_u64s(H5In *r, const char *obj, size_t *n, uint64_t **out, SsError *err)
 {
-    hid_t d = H5I_INVALID_HID;
-    *out = NULL;
-    *n = 0;
-    int rc = h5r_open_dataset(r, obj, &d, err);
-    if (rc)
-        return rc;
     void *v = NULL;
-    rc = h5r_source_ints(r, (H5rSource){d, 0}, obj, H5T_NATIVE_UINT64, sizeof(uint64_t), n, &v,
-                         err);
+    int rc = h5r_dataset_ints(r, obj, H5T_NATIVE_UINT64, sizeof(uint64_t), n, &v, err);
     *out = v;
-    H5Dclose(d);
     return rc;
 }
 
