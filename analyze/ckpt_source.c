@@ -109,3 +109,19 @@ int ckpt_source_read(CkptSource *s, const StTensor *t, void *dst, SsError *err)
     size_t i = (size_t)(t - s->run_tensors);
     return run_tensor_read(s->run, i, dst, err);
 }
+
+int ckpt_source_bytes(CkptSource *s, const StTensor *t, const void **data, void **owned,
+                      SsError *err)
+{
+    *owned = NULL;
+    if (ckpt_source_is_mapped(s)) {
+        *data = t->data;
+        return 0;
+    }
+    *owned = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (!*owned)
+        return ss_err(err, SS_EOUTPUT, "tensor '%s': out of memory for %llu bytes", t->name,
+                      (unsigned long long)t->nbytes);
+    *data = *owned;
+    return ckpt_source_read(s, t, *owned, err);
+}

@@ -32,6 +32,11 @@ int ckpt_source_is_mapped(const CkptSource *s);
  * base plus the snapshot's .sdelta file (earlier snapshots of a chain are not counted). */
 uint64_t ckpt_source_file_bytes(const CkptSource *s);
 
+/* The bytes of tensor t (an entry of s->listing): the mapping itself when mapped (*owned NULL),
+ * else a materialized copy in *owned (malloc'd; the caller frees it, also on failure). */
+int ckpt_source_bytes(CkptSource *s, const StTensor *t, const void **data, void **owned,
+                      SsError *err);
+
 /* Materializes tensor t (an entry of s->listing) into dst (t->nbytes bytes). */
 int ckpt_source_read(CkptSource *s, const StTensor *t, void *dst, SsError *err);
 

@@ -148,23 +148,6 @@ static void rank_bufs_free(RankBufs *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Reads tensor t's bytes: in place when mapped, else into *owned. */
-static int rank_fetch(CkptSource *s, const StTensor *t, const void **data, void **owned,
-                      SsError *err)
-{
-    *owned = NULL;
-    if (ckpt_source_is_mapped(s)) {
-        *data = t->data;
-        return 0;
-    }
-    *owned = malloc(t->nbytes ? t->nbytes : 1);
-    if (!*owned)
-        return ss_err(err, SS_EOUTPUT, "tensor '%s': out of memory for %llu bytes", t->name,
-                      (unsigned long long)t->nbytes);
-    *data = *owned;
-    return ckpt_source_read(s, t, *owned, err);
-}
-
 /* Decodes A and B into b->fa, b->fb and dW into b->dw; counts nnz and ||dW||_F^2. Returns 1
  * when a value (or dW) is not finite in float32. */
 static int rank_decode(const StTensor *ta, const void *pa, const void *pb, RankBufs *b,
@@ -248,9 +231,9 @@ static int rank_pair(CkptSource *a, CkptSource *b, const TensorPair *p, const Ra
     RankBufs bufs = {0};
     const void *pa = NULL, *pb = NULL;
     void *owned_a = NULL, *owned_b = NULL;
-    int rc = rank_fetch(a, ta, &pa, &owned_a, err);
+    int rc = ckpt_source_bytes(a, ta, &pa, &owned_a, err);
     if (!rc)
-        rc = rank_fetch(b, p->b, &pb, &owned_b, err);
+        rc = ckpt_source_bytes(b, p->b, &pb, &owned_b, err);
     if (!rc) {
         bufs.dw = malloc(m * n * sizeof(float));
         bufs.fa = malloc(m * n * sizeof(float));

@@ -250,25 +250,6 @@ static double get_energy(const RankTensor *t, size_t k) { return t->energy_at_r[
 static double get_err(const RankTensor *t, size_t k) { return t->rel_frobenius_error_at_r[k]; }
 static double get_angle(const RankTensor *t, size_t k) { return t->principal_angles[k]; }
 
-/* A tensor name as an HDF5 link name: '%' written "%25" and '/' "%2F" (as /masks does). */
-static char *rank_dataset_name(const char *tensor)
-{
-    size_t len = strlen(tensor), extra = 0;
-    for (const char *c = tensor; *c; c++)
-        extra += (*c == '%' || *c == '/') ? 2 : 0;
-    char *out = malloc(len + extra + 1), *p = out;
-    if (!out)
-        return NULL;
-    for (const char *c = tensor; *c; c++) {
-        if (*c == '%' || *c == '/')
-            p += sprintf(p, "%%2%c", *c == '%' ? '5' : 'F');
-        else
-            *p++ = *c;
-    }
-    *p = '\0';
-    return out;
-}
-
 static int h5_singular_values(RankH5 *x, hid_t rank_grp)
 {
     hid_t g;
@@ -278,7 +259,7 @@ static int h5_singular_values(RankH5 *x, hid_t rank_grp)
     for (size_t i = 0; !rc && i < x->n; i++) {
         const RankTensor *t = &x->rr->t[x->idx[i]];
         double *v = malloc((t->nsv + 1) * sizeof *v);
-        char *name = rank_dataset_name(t->name);
+        char *name = report_h5_tensor_name(t->name);
         if (!v || !name) {
             rc = ss_err(x->err, SS_EOUTPUT, "out of memory for /rank/singular_values");
         } else {

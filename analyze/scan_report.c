@@ -121,23 +121,6 @@ static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
     return rc ? ss_err(err, rc, "cannot start the scan: out of memory or threads") : 0;
 }
 
-/* Returns the bytes of t for a scan job: the mapping, or a decoded copy in *owned. */
-static int tensor_bytes(CkptSource *src, const StTensor *t, void **owned, const void **data,
-                        SsError *err)
-{
-    *owned = NULL;
-    if (ckpt_source_is_mapped(src)) {
-        *data = t->data;
-        return 0;
-    }
-    *owned = malloc(t->nbytes ? (size_t)t->nbytes : 1);
-    if (!*owned)
-        return ss_err(err, SS_EOUTPUT, "tensor '%s': out of memory for %llu bytes", t->name,
-                      (unsigned long long)t->nbytes);
-    *data = *owned;
-    return ckpt_source_read(src, t, *owned, err);
-}
-
 /* A side is decoded (a run snapshot): materialize pairs into memory in batches of about
  * SCAN_BATCH_BYTES (or one pair, when larger) and scan each batch. */
 static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
@@ -158,9 +141,9 @@ static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, Sc
     for (size_t i = 0; i < n && rc == 0; i++) {
         const TensorPair *p = &out->pairs.pairs[i];
         const void *da = NULL, *db = NULL;
-        rc = tensor_bytes(a, p->a, &owned[2 * i], &da, err);
+        rc = ckpt_source_bytes(a, p->a, &da, &owned[2 * i], err);
         if (rc == 0)
-            rc = tensor_bytes(b, p->b, &owned[2 * i + 1], &db, err);
+            rc = ckpt_source_bytes(b, p->b, &db, &owned[2 * i + 1], err);
         jobs[i] = (ScanJob){p->a->dtype, da, db, p->a->numel};
         held += (owned[2 * i] ? p->a->nbytes : 0) + (owned[2 * i + 1] ? p->b->nbytes : 0);
         if (rc == 0 && (held >= SCAN_BATCH_BYTES || i + 1 == n)) {
