@@ -7,7 +7,8 @@ pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libzstd-dev li
       hdf5-tools libopenblas-dev liblapacke-dev gnuplot-nox)
 if [ "${1:-}" = "--test" ]; then
   # clang and its runtime build the libFuzzer harness for the short fuzz test
-  pkgs+=(python3-numpy python3-h5py python3-pip clang libclang-rt-14-dev)
+  # python3-torch is the independent oracle of the trainer's forward, backward and optimizers
+  pkgs+=(python3-numpy python3-h5py python3-pip python3-torch clang libclang-rt-14-dev)
 fi
 
 missing=()
