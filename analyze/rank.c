@@ -95,8 +95,8 @@ void rank_metrics_from_spectrum(const float *sv, size_t nsv, int complete, doubl
     }
 }
 
-int rank_principal_angles(const float *ua, const float *ub, size_t m, size_t k, double *angles,
-                          SsError *err)
+int rank_principal_cosines(const float *ua, size_t lda, const float *ub, size_t ldb, size_t m,
+                           size_t k, double *cosines, SsError *err)
 {
     if (k == 0)
         return 0;
@@ -109,9 +109,9 @@ int rank_principal_angles(const float *ua, const float *ub, size_t m, size_t k, 
     }
     for (size_t row = 0; row < m; row++)
         for (size_t j = 0; j < k; j++) {
-            double bj = ub[row * k + j];
+            double bj = ub[row * ldb + j];
             for (size_t i = 0; i < k; i++)
-                mm[i + j * k] += (double)ua[row * k + i] * bj;
+                mm[i + j * k] += (double)ua[row * lda + i] * bj;
         }
     double dummy = 0;
     lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', (lapack_int)k, (lapack_int)k, mm,
@@ -119,12 +119,20 @@ int rank_principal_angles(const float *ua, const float *ub, size_t m, size_t k, 
     int rc = 0;
     if (info)
         rc = ss_err(err, SS_EINPUT, "principal angles: dgesdd failed (info %d)", (int)info);
-    for (size_t i = 0; !rc && i < k; i++) {
-        double c = sv[i] > 1 ? 1 : sv[i] < 0 ? 0 : sv[i];
-        angles[i] = acos(c);
-    }
+    /* Clamped to [0, 1]: float32 vectors orthonormal only to ~1e-7 can give a value above 1. */
+    for (size_t i = 0; !rc && i < k; i++)
+        cosines[i] = sv[i] > 1 ? 1 : sv[i] < 0 ? 0 : sv[i];
     free(mm);
     free(sv);
+    return rc;
+}
+
+int rank_principal_angles(const float *ua, const float *ub, size_t m, size_t k, double *angles,
+                          SsError *err)
+{
+    int rc = rank_principal_cosines(ua, k, ub, k, m, k, angles, err);
+    for (size_t i = 0; !rc && i < k; i++)
+        angles[i] = acos(angles[i]);
     return rc;
 }
 

@@ -79,6 +79,12 @@ static inline uint64_t rank_r_at(int j)
 void rank_metrics_from_spectrum(const float *sv, size_t nsv, int complete, double frob2,
                                 uint64_t m, uint64_t n, RankTensor *t);
 
+/* Cosines of the principal angles between the column spaces of the first k columns of ua and ub
+ * (m rows each, row-major with row strides lda and ldb, orthonormal columns): the singular
+ * values of ua^T ub, summed in double, clamped to [0, 1], descending, into cosines[0..k). */
+int rank_principal_cosines(const float *ua, size_t lda, const float *ub, size_t ldb, size_t m,
+                           size_t k, double *cosines, SsError *err);
+
 /* Principal angles between the column spaces of ua (m, k) and ub (m, k), both row-major with
  * orthonormal columns: acos of the singular values of ua^T ub (clamped to [0, 1]), ascending,
  * into angles[0..k). */

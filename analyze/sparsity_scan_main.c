@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analyze/cmdline.h"
 #include "analyze/grouping.h"
 #include "analyze/maps.h"
 #include "analyze/progress.h"
@@ -166,35 +167,6 @@ static int parse_count(const char *s, const char *opt, long max, long *out)
     return 0;
 }
 
-/* The command line for the HDF5 report: each argument shell-quoted when it needs it, joined by
- * spaces. NULL when out of memory. */
-static char *join_command_line(int argc, char **argv)
-{
-    static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                               "0123456789@%+=:,./_-";
-    size_t len = 1;
-    for (int i = 0; i < argc; i++)
-        len += 4 * strlen(argv[i]) + 3;
-    char *out = malloc(len), *p = out;
-    if (!out)
-        return NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (i)
-            *p++ = ' ';
-        if (*a && strspn(a, safe) == strlen(a)) {
-            p = stpcpy(p, a);
-            continue;
-        }
-        *p++ = '\'';
-        for (; *a; a++)
-            p = *a == '\'' ? stpcpy(p, "'\\''") : (*p = *a, p + 1);
-        *p++ = '\'';
-    }
-    *p = '\0';
-    return out;
-}
-
 /* --series RUN: the run's checkpoint series (analyze/series.h); returns the exit status. */
 static int main_series(const char *run, ScanOptions *opt, const char *group_regex,
                        const char *h5_path, int json, int quiet, const char *command_line)
@@ -305,7 +277,7 @@ int main(int argc, char **argv)
     double stripe_k = MAPS_DEFAULT_STRIPE_K;
     /* Recorded before getopt_long permutes argv (static: still reachable on the early returns). */
     static char *command_line;
-    command_line = join_command_line(argc, argv);
+    command_line = cmdline_join(argc, argv);
     if (!command_line) {
         fprintf(stderr, "sparsity-scan: out of memory\n");
         return 4;

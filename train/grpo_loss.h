@@ -13,7 +13,12 @@
  *   token-mean  L = sum over all response tokens of l / (number of response tokens)
  *   seq-mean-token-mean  L = mean over sequences with a response token of
  *               (sum of l over that sequence's response tokens / their count)
- *   seq-mean-token-sum-norm (Dr.GRPO)  L = sum of l / (B * T) */
+ *   seq-mean-token-sum-norm (Dr.GRPO)  L = sum of l / (B * T)
+ * Gradients are those torch autograd gives for these formulas (tests/train_grpo checks): the
+ * clipped branch (pg2 > pg1 strictly) has gradient 0, otherwise dpg/dlogp = -A * rho; the KL term
+ * adds beta * (1 - exp(logp_ref - logp)), or 0 where the clamp bites (|x| > 20). Per-token terms
+ * and sums are computed in double; dlogp is rounded to float once. With no response tokens at all
+ * the loss, the stats and dlogp are 0. */
 #ifndef SS_TRAIN_GRPO_LOSS_H
 #define SS_TRAIN_GRPO_LOSS_H
 
@@ -32,7 +37,8 @@ int grpo_agg_parse(const char *name, GrpoAgg *out);
 const char *grpo_agg_name(GrpoAgg agg);
 
 /* rewards (ngroups * G), group g at [g*G, (g+1)*G). Writes adv (ngroups * G) and returns how many
- * groups have zero reward spread (all rewards equal: their advantages are exactly 0). */
+ * groups have zero reward spread (all rewards equal, or G == 1: their advantages are exactly 0).
+ * Mean and std in double; eps (1e-6 as verl) is added to the std. */
 int grpo_advantages(const float *rewards, int ngroups, int G, GrpoAdvMode mode, float eps,
                     float *adv);
 
@@ -46,8 +52,8 @@ typedef struct GrpoLossConfig {
 typedef struct GrpoLossStats {
     double loss;       /* L */
     double pg_loss;    /* L with beta = 0 */
-    double kl;         /* mean k3 over response tokens */
-    double clip_frac;  /* share of response tokens where the clipped branch is taken */
+    double kl;         /* mean k3 over response tokens (0 when the KL term is off) */
+    double clip_frac;  /* share of response tokens where the clipped branch is taken (pg2 > pg1) */
     long tokens;       /* response tokens */
 } GrpoLossStats;
 

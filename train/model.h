@@ -92,7 +92,8 @@ void model_free(Model *m);
 long model_find(const Model *m, const char *name);
 
 /* Random init as transformers does: linear and embedding weights N(0, initializer_range^2),
- * norm weights 1. A pure function of seed (counter-based, train/rng.h). */
+ * norm weights 1. A pure function of seed (counter-based, train/rng.h): element j of tensor i
+ * (its index in m->tensors) is initializer_range * rng_normal(rng_stream(seed, 0x1a17, i, 0), j). */
 void model_init_params(const Model *m, float *params, uint64_t seed);
 
 /* Loads params from a safetensors file or HF folder (single or sharded): every model tensor
@@ -100,8 +101,9 @@ void model_init_params(const Model *m, float *params, uint64_t seed);
  * are an error naming them. */
 int model_load_params(const Model *m, const char *path, float *params, SsError *err);
 
-/* Writes params as safetensors with the model's tensor names, in dt = DT_F32 or DT_BF16
- * (round to nearest even), atomically. meta may be NULL. */
+/* Writes params as safetensors with the model's tensor names, in dt = DT_F32, DT_BF16 or DT_F16
+ * (round to nearest even, formats/dtype_encode.h), atomically. meta may be NULL. SS_EUSAGE for
+ * another dtype. */
 int model_save_params(const Model *m, const float *params, DType dt, const char *path,
                       const StMeta *meta, size_t nmeta, SsError *err);
 
@@ -109,12 +111,14 @@ int model_save_params(const Model *m, const float *params, DType dt, const char 
 
 typedef struct ModelActs ModelActs; /* activations kept for the backward pass */
 
-/* Room for batches up to B x T (T <= max_position_embeddings). */
+/* Room for batches up to B x T (T <= max_position_embeddings); model_forward may then be called
+ * with any B' <= B, T' <= T. */
 int model_acts_create(const Model *m, int B, int T, ModelActs **out, SsError *err);
 void model_acts_free(ModelActs *a);
 
-/* tokens (B, T): the input ids; targets (B, T): at position t the id whose log-probability is
- * wanted (normally tokens[t+1]), or -1 where none is. Causal attention within each sequence,
+/* tokens (B, T): the input ids (an id outside [0, V) embeds as zeros); targets (B, T): at
+ * position t the id whose log-probability is wanted (normally tokens[t+1]), or -1 (or any id
+ * outside [0, V)) where none is. Causal attention within each sequence,
  * positions 0..T-1 (so padding at the end of a sequence changes nothing before it).
  * Writes logp (B, T): log softmax(logits[b,t])[targets[b,t]], 0 where targets is -1; and, when
  * entropy is not NULL, entropy (B, T) of softmax(logits[b,t]) in nats (0 where targets is -1).
@@ -135,7 +139,9 @@ void model_backward(const Model *m, const float *params, ModelActs *acts, const 
 
 typedef struct ModelSampler ModelSampler;
 
-/* Room for n sequences of up to max_len tokens (prompt + response). */
+/* Room for n sequences of up to max_len tokens (prompt + response), max_len <=
+ * max_position_embeddings. Its GEMMs run in blocks of 64 rows (so that a row's rounding does not
+ * depend on the batch), so sampling fewer than 64 sequences costs about as much as 64. */
 int model_sampler_create(const Model *m, int n, int max_len, ModelSampler **out, SsError *err);
 void model_sampler_free(ModelSampler *s);
 
@@ -143,8 +149,9 @@ void model_sampler_free(ModelSampler *s);
  * up to max_new tokens, stopping after eos (which is kept in the response). temperature 0 is
  * greedy; otherwise token t of sequence i is drawn from softmax(logits / temperature) with
  * rng_uniform(rng_stream(seed, stream_ids[i], 0, 0), t), so a sequence's response does not depend
- * on which other sequences share the batch. Writes out (n, max_new) ids and out_len[i] (<= max_new;
- * out beyond out_len[i] is -1). Needs prompt_len[i] + max_new <= max_len. */
+ * on which other sequences share the batch (bit for bit). Writes out (n, max_new) ids and out_len[i]
+ * (<= max_new; out beyond out_len[i] is -1). n <= the sampler's n. A prompt with prompt_len[i] < 1
+ * or prompt_len[i] + max_new > max_len gets no response (out_len[i] = 0). */
 void model_sample(const Model *m, const float *params, ModelSampler *s,
                   const int32_t *const *prompts, const int *prompt_len, int n, int max_new,
                   float temperature, int32_t eos, uint64_t seed, const uint64_t *stream_ids,

@@ -8,13 +8,22 @@
  *                  parentheses allowed; division must be exact
  *                                                  prompt "3,7,25>46:"  an answer "25+3*7"
  *   "a,b,..."      a mixture: problem i is drawn from task i % count
+ * N: 1..9 for add and mul (the digit count of each operand is uniform in 1..N), 2..6 for
+ * countdown (numbers uniform in 1..25, listed sorted in the prompt; the answer is a random
+ * expression over all of them with every intermediate value in 1..999, so the target is in
+ * 1..999, and it is never one of the numbers).
  * The verifier checks the text before the first EOS: for add and mul the exact decimal result
  * (no leading zeros, no spaces); for countdown an expression over the given numbers, each at most
- * once, that evaluates exactly (integer arithmetic, every division exact) to the target.
+ * once, that evaluates exactly (integer arithmetic, every division exact) to the target. Countdown
+ * answers: digits, + - * / and parentheses only (no spaces, no unary minus, no leading zeros,
+ * parentheses nested at most 32 deep); any int64 overflow, a zero divisor or a remainder rejects;
+ * negative intermediate values are allowed.
  *
  * Splits: problem (split, index) is a pure function of (seed, task, split, index). Train and eval
  * problems are disjoint: a problem belongs to eval exactly when a hash of its canonical text (the
- * prompt) falls in the eval share, and each split draws until it gets one of its own.
+ * prompt) falls in the eval share, and each split draws until it gets one of its own. The hash
+ * (independent of the seed, so every seed has the same eval set): u = (rng_mix64(FNV-1a-64(prompt
+ * bytes)) >> 11) * 2^-53, eval exactly when u < eval_share (details in train/tasks.c).
  *
  * Tokenizer: ids 0 PAD, 1 BOS, 2 EOS, then the characters "0123456789+-*()/=,>:" and space in
  * that order. A sequence is BOS prompt answer EOS. */
@@ -56,7 +65,8 @@ typedef struct TaskSpec {
         TaskKind kind;
         int n;               /* digits (add, mul) or how many numbers (countdown, 2..6) */
     } part[TASK_MAX_PARTS];
-    double eval_share;       /* share of the problem space held out for eval; 0.1 */
+    double eval_share;       /* share of the problem space held out for eval; 0.1 (parse sets it;
+                                keep it in (0, 1): at 0 or 1 one split cannot be drawn) */
 } TaskSpec;
 
 /* Parses a spec string ("add:3", "mul:2,countdown:4"). SS_EUSAGE with the reason when bad. */

@@ -14,16 +14,8 @@
 #include <unistd.h>
 
 #include "formats/safetensors.h"
+#include "tests/check.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* Like CHECK for an int call that must return 0; prints the library message otherwise. */
 #define CHECK_OK(call, err)                                                                        \

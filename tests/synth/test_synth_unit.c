@@ -7,16 +7,8 @@
 
 #include "formats/dtype_convert.h"
 #include "train/synth.h"
+#include "tests/check.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
 
 static int shape_eq(const SynthShape *a, const SynthShape *b)
 {

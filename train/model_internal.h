@@ -1,0 +1,106 @@
+/* Private to train/model*.c: where each layer's tensors sit in the parameter buffer, the shared
+ * compute helpers (GEMM wrappers, RMSNorm, rotary embedding, softmax rows) and the activation
+ * storage the backward pass reads. */
+#ifndef SS_TRAIN_MODEL_INTERNAL_H
+#define SS_TRAIN_MODEL_INTERNAL_H
+
+#include "train/model.h"
+
+/* Offsets (in floats) of one layer's tensors. q, k and v are adjacent, as are gate and up, so
+ * each pair of projections runs as one GEMM against a ((Q+2K)*D, H) or (2I, H) matrix. */
+typedef struct ModelLayerOff {
+    size_t in_norm, wqkv, wo, q_norm, k_norm, post_norm, wgu, wd;
+} ModelLayerOff;
+
+typedef struct ModelImpl {
+    size_t embed, norm, lm_head; /* lm_head == embed when tied */
+    ModelLayerOff *layer;        /* L entries */
+} ModelImpl;
+
+static inline const ModelImpl *model_impl(const Model *m)
+{
+    return (const ModelImpl *)m->impl_;
+}
+
+/* Dimensions used everywhere, as size_t. */
+typedef struct ModelDims {
+    size_t V, H, I, L, Q, K, D, QD, KD, QKV; /* QKV = (Q + 2K) * D */
+} ModelDims;
+
+ModelDims model_dims(const ModelConfig *c);
+
+/* Row-major C (M, N) = alpha * A (M, K) * op(B) + beta * C, with B stored (N, K) when transb. */
+void model_gemm(int transa, int transb, size_t M, size_t N, size_t K, float alpha, const float *A,
+                size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
+/* y = x * rstd * w per row of width H (rows of stride H); rstd (rows) is written. */
+void model_rmsnorm_fwd(const float *x, const float *w, size_t rows, size_t H, double eps,
+                       float *y, float *rstd);
+/* y = x * rstd * w from a stored rstd (recomputing the forward output). */
+void model_rmsnorm_apply(const float *x, const float *w, const float *rstd, size_t rows, size_t H,
+                         float *y);
+/* One row: given dy, adds dL/dx to dx (when accumulate, else writes it) and dL/dw to dw. */
+void model_rmsnorm_bwd_row(const float *dy, const float *x, const float *w, float rstd, size_t H,
+                           float *dx, float *dw, int accumulate);
+
+/* cos and sin of position t times theta^(-2i/D) for t < T, i < D/2; each (T, D/2). */
+void model_rope_table(int T, int D, double theta, float *cos_t, float *sin_t);
+
+/* Rotate-half rotary embedding of one head vector of length D in place, by one table row. */
+void model_rope_row(float *x, const float *cos_r, const float *sin_r, size_t D);
+/* Its transpose (the backward pass), in place. */
+void model_rope_row_bwd(float *dx, const float *cos_r, const float *sin_r, size_t D);
+
+/* Per-head RMSNorm then rotary embedding, for n rows of nh heads: src rows (stride lds) hold
+ * the projections, dst rows (stride ldd) get the result, rstd (rows, nh) the norm scales; row r
+ * is at position pos[r] (or r % T when pos is NULL). */
+void model_qk_norm_rope(const float *src, size_t lds, const float *w, size_t rows, size_t nh,
+                        size_t D, double eps, const float *cos_t, const float *sin_t,
+                        const int *pos, size_t T, float *dst, size_t ldd, float *rstd);
+
+/* For tests: the sampler's cache of keys (v = 0) or values (v = 1) of layer l for sequence
+ * slot i, (K, max_len, D). */
+const float *model_sampler_cache(const ModelSampler *s, const Model *m, int l, int i, int v);
+
+/* Activations of one layer kept for the backward pass. */
+typedef struct ModelLayerActs {
+    float *x;     /* (N, H) the layer's input (the residual stream) */
+    float *rstd1; /* (N) input_layernorm scales */
+    float *qkv;   /* (N, QKV) projections before the head norms */
+    float *qrs;   /* (N, Q) q_norm scales */
+    float *krs;   /* (N, K) k_norm scales */
+    float *q;     /* (N, QD) normed and rotated */
+    float *k;     /* (N, KD) normed and rotated */
+    float *att;   /* (B, Q, T, T) softmax probabilities (zero above the diagonal) */
+    float *ctx;   /* (N, QD) attention output before o_proj */
+    float *xmid;  /* (N, H) residual after attention */
+    float *rstd2; /* (N) post_attention_layernorm scales */
+    float *gu;    /* (N, 2I) gate and up projections */
+} ModelLayerActs;
+
+struct ModelActs {
+    int Bmax, Tmax, B, T;
+    ModelLayerActs *layer;
+    float *xfin;   /* (N, H) the residual stream after the last layer */
+    float *rstdf;  /* (N) final norm scales */
+    float *hfin;   /* (N, H) final norm output */
+    float *logits; /* (N, V) */
+    float *lse;    /* (N) log-sum-exp of each logits row */
+    int32_t *tokens, *targets; /* (N) copies */
+    float *rope_cos, *rope_sin; /* (Tmax, D/2) */
+    /* scratch for the backward pass */
+    float *h;      /* (N, H) recomputed norm outputs */
+    float *dx;     /* (N, H) gradient of the residual stream */
+    float *dh;     /* (N, H) */
+    float *dqkv;   /* (N, QKV) */
+    float *dq, *dk; /* (N, QD), (N, KD) */
+    float *dctx;   /* (N, QD) */
+    float *dgu;    /* (N, 2I) */
+    float *mlp;    /* (N, I) silu(gate) * up; the forward's scratch too */
+    float *dmlp;   /* (N, I) */
+    float *dlogits; /* (N, V) */
+    float *datt;   /* (T, T) */
+    void *mem;
+};
+
+#endif

@@ -1,0 +1,95 @@
+/* What the sft and grpo loops share: batches of token sequences, greedy evaluation on the eval
+ * split, the metrics log and clocks. Private to train/. */
+#ifndef SS_TRAIN_INTERNAL_H
+#define SS_TRAIN_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "formats/ss_error.h"
+#include "train/model.h"
+#include "train/tasks.h"
+#include "train/trainer.h"
+
+/* ---- batches (train_batch.c) ---- */
+
+/* n sequences padded to T positions: sequence i is seq_len[i] ids; position t scores the token
+ * at t+1 (targets), and mask marks the scored tokens that the loss uses (the response, or the
+ * answer and EOS for sft). */
+typedef struct TrainBatch {
+    int n, T, cap_n, cap_T;
+    int32_t *tokens;  /* (n, T), PAD beyond seq_len */
+    int32_t *targets; /* (n, T), -1 where nothing is scored */
+    uint8_t *mask;    /* (n, T) */
+    int *seq_len;     /* (n) */
+    int *prompt_len;  /* (n), BOS included */
+} TrainBatch;
+
+int train_batch_create(TrainBatch *b, int cap_n, int cap_T, SsError *err);
+void train_batch_free(TrainBatch *b);
+
+/* Sets sequence i to prompt (plen ids, BOS first) followed by resp (rlen ids); scores the
+ * response tokens. Returns -1 (nothing written) when it does not fit in cap_T. */
+int train_batch_set(TrainBatch *b, int i, const int32_t *prompt, int plen, const int32_t *resp,
+                    int rlen);
+
+/* Fixes n and T = the longest sequence among the first n (at least 1), and rebuilds targets
+ * and mask for that T. */
+void train_batch_finish(TrainBatch *b, int n);
+
+/* Encodes "BOS prompt" of a problem into ids (cap); returns the length or -1. */
+int train_encode_prompt(const TaskProblem *p, int32_t *ids, int cap);
+
+/* ---- evaluation (train_eval.c) ---- */
+
+/* Accuracy of greedy decoding on eval problems 0..n-1 of spec (responses up to max_new tokens),
+ * n sequences at most batch at a time through sampler s (created for batch sequences). */
+double train_eval_accuracy(const Model *m, const float *params, ModelSampler *s, int batch,
+                           const TaskSpec *spec, uint64_t seed, int n, int max_new);
+
+/* ---- logs and clocks (train_log.c) ---- */
+
+double train_now(void);              /* monotonic seconds */
+uint64_t train_peak_rss_bytes(void); /* VmHWM of this process, 0 when unknown */
+
+/* Appends obj as one compact line to f and flushes; steals the reference. */
+int train_log_line(FILE *f, json_t *obj, const char *path, SsError *err);
+
+/* Writes obj (pretty) to path atomically; steals the reference. */
+int train_write_json(const char *path, json_t *obj, SsError *err);
+
+/* The options as a JSON object (everything that determines the weights, plus the rest). */
+json_t *train_options_json(const TrainOptions *o, const char *mode);
+
+/* path/name, malloc'd; NULL when out of memory. */
+char *train_path(const char *dir, const char *name);
+
+/* Creates dir (and no parents) unless it exists as a folder. */
+int train_mkdir(const char *dir, SsError *err);
+
+/* ---- weights on disk (train_snapshot.c) ---- */
+
+/* Rounds x (n floats) in place to the nearest bf16 values (ties to even). */
+void train_round_bf16(float *x, size_t n);
+
+/* Writes DIR/base.safetensors (bf16) and, with master, DIR/master/base.safetensors (float32). */
+int train_write_run_base(const Model *m, const float *params, const char *dir, bool master,
+                         SsError *err);
+
+/* Writes the step's snapshots: DIR/snapshots/step-NNNNNN.sdelta of the bf16 export, and with
+ * master the float32 one under DIR/master/. */
+int train_write_snapshot(const Model *m, const float *params, const char *dir, long step,
+                         bool master, int threads, SsError *err);
+
+/* --resume state under DIR/state/: params-NNNNNN.safetensors (float32) and
+ * optimizer-NNNNNN.bin, committed by writing state.json {"step": N} last (atomically); older
+ * files are then removed. train_state_load reads the committed step's files (*step 0 and
+ * nothing loaded when there is no state.json). */
+int train_state_save(const Model *m, const float *params, const Optimizer *opt, const char *dir,
+                     long step, SsError *err);
+int train_state_load(const Model *m, float *params, Optimizer *opt, const char *dir, long *step,
+                     SsError *err);
+
+#endif
