@@ -65,6 +65,13 @@ static const char usage_text[] =
 "  --snapshot-every N     write a snapshot every N steps (default 10; always at the end)\n"
 "  --save-master          also snapshot the float32 master weights under RUN/master/\n"
 "  --resume               continue RUN from its last snapshot (same options required)\n"
+"  --lora-rank R          train LoRA factors of rank R on every q/k/v/o/gate/up/down_proj\n"
+"                         (base frozen; snapshots hold the merged weights, and each snapshot's\n"
+"                         factors go to RUN/adapters/step-NNNNNN/ as a PEFT adapter)\n"
+"  --lora-alpha A         LoRA scale A / R (default A = R: scale 1)\n"
+"  --mask MASKS.h5        update only the elements marked in the /masks of a\n"
+"                         `sparsity-scan X Y --h5 MASKS.h5 --masks` report (every model tensor\n"
+"                         needs one); not with --lora-rank\n"
 "\n"
 "exit status: 0 ok, 1 usage, 2 bad input, 4 cannot write\n";
 
@@ -74,7 +81,7 @@ enum {
     O_CONFIG, O_LAYERS, O_HIDDEN, O_INTER, O_HEADS, O_KV, O_HEAD_DIM, O_MAX_POS, O_UNTIED,
     O_BATCH, O_TARGET_ACC, O_INIT, O_PROMPTS, O_GROUP, O_MAX_NEW, O_TEMP, O_ADV, O_CLIP_LOW,
     O_CLIP_HIGH, O_KL, O_AGG, O_MINI, O_EPOCHS, O_SNAP, O_SAVE_MASTER, O_RESUME, O_HELP,
-    O_VERSION
+    O_VERSION, O_LORA_RANK, O_LORA_ALPHA, O_MASK
 };
 
 static const struct option long_opts[] = {
@@ -103,6 +110,8 @@ static const struct option long_opts[] = {
     {"epochs", required_argument, 0, O_EPOCHS},
     {"snapshot-every", required_argument, 0, O_SNAP},
     {"save-master", no_argument, 0, O_SAVE_MASTER}, {"resume", no_argument, 0, O_RESUME},
+    {"lora-rank", required_argument, 0, O_LORA_RANK},
+    {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"mask", required_argument, 0, O_MASK},
     {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
 
 static int usage_error(const char *fmt, const char *arg)
@@ -340,6 +349,15 @@ int main(int argc, char **argv)
             break;
         case O_SAVE_MASTER: o.save_master = true; break;
         case O_RESUME: o.resume = true; break;
+        case O_LORA_RANK:
+            if (!parse_long(optarg, 1, 65536, &lv)) return usage_error("bad --lora-rank '%s'", optarg);
+            o.lora_rank = (int)lv;
+            break;
+        case O_LORA_ALPHA:
+            if (!parse_double(optarg, 0, 1e6, &dv) || dv <= 0) return usage_error("bad --lora-alpha '%s'", optarg);
+            o.lora_alpha = dv;
+            break;
+        case O_MASK: o.mask_path = optarg; break;
         case O_HELP: fputs(usage_text, stdout); return 0;
         case O_VERSION: printf("grpo-train %s\n", SS_VERSION); return 0;
         default: return usage_error("%s", "bad option");
@@ -349,8 +367,14 @@ int main(int argc, char **argv)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.out)
         return usage_error("%s", "missing -o OUT");
-    if (sft && (o.init || o.resume))
-        return usage_error("%s", "--init and --resume are grpo options");
+    if (sft && (o.init || o.resume || o.lora_rank || o.lora_alpha > 0 || o.mask_path))
+        return usage_error("%s", "--init, --resume, --lora-rank, --lora-alpha and --mask are grpo "
+                           "options");
+    if (o.lora_alpha > 0 && o.lora_rank == 0)
+        return usage_error("%s", "--lora-alpha needs --lora-rank");
+    if (o.lora_rank > 0 && o.mask_path)
+        return usage_error("%s", "--mask restricts full-parameter training; it cannot be combined "
+                           "with --lora-rank");
     if (!sft && (config_path || ndims || untied))
         return usage_error("%s", "model options are sft options (grpo takes the model from --init)");
     if (!sft && opt_given && !lr_given && o.opt.kind == OPT_ADAMW)

@@ -2,7 +2,11 @@
  * sampling at --temperature, --max-new cap), rewards from the task's verifier, group-normalized
  * advantages, the reference policy's log-probabilities (when the KL coefficient is not 0), then
  * --epochs passes of --mini-batches updates on the clipped surrogate plus k3 KL. Snapshots, the
- * --resume state, evaluations and one metrics line per step go to the run folder (trainer.h). */
+ * --resume state, evaluations and one metrics line per step go to the run folder (trainer.h).
+ * With --lora-rank the optimizer runs over the LoRA factors only (train/lora.h): each update
+ * takes dL/dW of the merged weights from model_backward, turns it into the factors' gradients,
+ * steps the factors and merges again (W = W0 + s B A into params, which sampling and the next
+ * forward use). With --mask the optimizer's per-element mask keeps every other element's bits. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +35,11 @@ typedef struct GrpoState {
     uint64_t *streams;         /* (n) */
     int32_t *out;              /* (n, max_new) */
     int *olen;                 /* (n) */
-    Optimizer *opt;
+    Optimizer *opt;            /* over params, or over factors with LoRA */
+    Lora *lora;                /* NULL without --lora-rank */
+    float *factors, *dfactors; /* (lora->nfactors) the LoRA factors and their gradients */
+    uint8_t *mask;             /* (nparams) with --mask: 1 where an element may change */
+    size_t trainable;          /* parameters the optimizer may change */
     ModelActs *acts;
     ModelSampler *sampler, *eval_sampler;
     TrainBatch batch;
@@ -49,8 +57,10 @@ static void grpo_free(GrpoState *s)
     model_sampler_free(s->eval_sampler);
     model_acts_free(s->acts);
     opt_free(s->opt);
+    lora_free(s->lora);
+    free(s->mask);
     float *bufs[] = {s->params, s->ref, s->grads, s->logp, s->logp_old, s->logp_ref,
-                     s->entropy, s->dlogp, s->rewards, s->adv};
+                     s->entropy, s->dlogp, s->rewards, s->adv, s->factors, s->dfactors};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(s->probs);
@@ -87,7 +97,25 @@ static int grpo_alloc(GrpoState *s, SsError *err)
         !s->prompts || !s->plen || !s->streams || !s->out || !s->olen)
         return ss_err(err, SS_EOUTPUT, "out of memory for %zu parameters", np);
     int rc;
-    if ((rc = opt_create(&o->opt, np, &s->opt, err)) != 0 ||
+    s->trainable = np;
+    if (o->lora_rank > 0) {
+        double alpha = o->lora_alpha > 0 ? o->lora_alpha : (double)o->lora_rank;
+        if ((rc = lora_create(s->m, o->lora_rank, alpha, &s->lora, err)) != 0)
+            return rc;
+        s->trainable = s->lora->nfactors;
+        s->factors = calloc(s->trainable, sizeof(float));
+        s->dfactors = calloc(s->trainable, sizeof(float));
+        if (!s->factors || !s->dfactors)
+            return ss_err(err, SS_EOUTPUT, "out of memory for %zu LoRA parameters",
+                          s->trainable);
+    }
+    if (o->mask_path) {
+        if (!(s->mask = malloc(np)))
+            return ss_err(err, SS_EOUTPUT, "out of memory for the mask");
+        if ((rc = train_mask_load(s->m, o->mask_path, s->mask, &s->trainable, err)) != 0)
+            return rc;
+    }
+    if ((rc = opt_create(&o->opt, s->lora ? s->lora->nfactors : np, &s->opt, err)) != 0 ||
         (rc = model_acts_create(s->m, s->n, s->cap_T, &s->acts, err)) != 0 ||
         (rc = model_sampler_create(s->m, s->n, s->cap_T, &s->sampler, err)) != 0 ||
         (rc = model_sampler_create(s->m, EVAL_BATCH, s->cap_T, &s->eval_sampler, err)) != 0 ||
@@ -174,6 +202,11 @@ static int grpo_start_run(GrpoState *s, long *start, SsError *err)
         return rc;
     train_round_bf16(s->params, s->m->nparams);
     memcpy(s->ref, s->params, s->m->nparams * sizeof(float));
+    if (s->lora) {
+        /* B = 0: the merged weights are the base's exactly. */
+        lora_init(s->lora, s->factors, o->seed);
+        lora_merge(s->m, s->lora, s->ref, s->factors, s->params);
+    }
     char *run_json = train_path(o->out, "run.json");
     char *cfg = train_path(o->out, "config.json");
     if (!run_json || !cfg) {
@@ -199,10 +232,15 @@ static int grpo_start_run(GrpoState *s, long *start, SsError *err)
         free(base);
         if (rc != 0)
             goto done;
-        if ((rc = train_state_load(s->m, s->params, s->opt, o->out, start, err)) != 0)
+        if ((rc = train_state_load(s->m, s->params, s->opt, s->lora, s->factors, o->out, start,
+                                   err)) != 0)
             goto done;
         if (*start == 0)
             memcpy(s->params, s->ref, s->m->nparams * sizeof(float));
+        if (*start == 0 && s->lora) {
+            lora_init(s->lora, s->factors, o->seed);
+            lora_merge(s->m, s->lora, s->ref, s->factors, s->params);
+        }
         rc = truncate_metrics(s->log_path, *start, err);
         goto done;
     }
@@ -213,9 +251,19 @@ static int grpo_start_run(GrpoState *s, long *start, SsError *err)
     }
     *start = 0;
     ModelConfig c = s->m->cfg;
-    json_t *rj = json_pack("{s:s, s:s, s:o, s:I}", "program", "grpo-train", "version", SS_VERSION,
-                           "options", train_options_json(o, "grpo"), "parameters",
-                           (json_int_t)s->m->nparams);
+    json_t *rj = json_pack("{s:s, s:s, s:o, s:I, s:I}", "program", "grpo-train", "version",
+                           SS_VERSION, "options", train_options_json(o, "grpo"), "parameters",
+                           (json_int_t)s->m->nparams, "trainable_parameters",
+                           (json_int_t)s->trainable);
+    if (s->lora)
+        json_object_set_new(rj, "lora", json_pack("{s:i, s:f, s:f, s:I, s:s}", "r", s->lora->r,
+                                                  "alpha", s->lora->alpha, "scale",
+                                                  (double)s->lora->scale, "target_matrices",
+                                                  (json_int_t)s->lora->ntargets, "adapters",
+                                                  "adapters/step-NNNNNN"));
+    if (o->mask_path)
+        json_object_set_new(rj, "mask", json_pack("{s:s, s:I}", "file", o->mask_path,
+                                                  "trainable", (json_int_t)s->trainable));
     if ((rc = train_write_run_base(s->m, s->params, o->out, o->save_master, err)) == 0 &&
         (rc = model_config_write(cfg, &c, "bfloat16", err)) == 0)
         rc = train_write_json(run_json, rj, err);
@@ -333,7 +381,15 @@ static void grpo_update(GrpoState *s, StepStats *st)
             memset(s->grads, 0, np * sizeof(float));
             model_backward(s->m, s->params, s->acts, s->dlogp + off, s->grads);
             double gn = 0.0, lr = 0.0;
-            int skipped = opt_step(s->opt, s->params, s->grads, NULL, &gn, &lr);
+            int skipped;
+            if (s->lora) {
+                lora_backward(s->m, s->lora, s->factors, s->grads, s->dfactors);
+                skipped = opt_step(s->opt, s->factors, s->dfactors, NULL, &gn, &lr);
+                if (!skipped)
+                    lora_merge(s->m, s->lora, s->ref, s->factors, s->params);
+            } else {
+                skipped = opt_step(s->opt, s->params, s->grads, s->mask, &gn, &lr);
+            }
             st->updates++;
             st->skipped += skipped;
             st->loss += ls.loss;
@@ -369,6 +425,7 @@ static json_t *step_line(const GrpoState *s, long step, const StepStats *st, dou
     json_object_set_new(j, "step_time_s", json_real(dt));
     json_object_set_new(j, "sample_time_s", json_real(st->sample_s));
     json_object_set_new(j, "opt_state_bytes", json_integer((json_int_t)opt_state_bytes(s->opt)));
+    json_object_set_new(j, "trainable_parameters", json_integer((json_int_t)s->trainable));
     json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)train_peak_rss_bytes()));
     return j;
 }
@@ -379,6 +436,9 @@ int train_grpo(const TrainOptions *o, SsError *err)
     int rc;
     if (!o->init)
         return ss_err(err, SS_EUSAGE, "grpo needs --init BASE (a model folder from sft)");
+    if (o->lora_rank > 0 && o->mask_path)
+        return ss_err(err, SS_EUSAGE, "--mask restricts full-parameter training; it cannot be "
+                      "combined with --lora-rank");
     if (o->prompts < 1 || o->group < 2 || o->mini_batches < 1 || o->epochs < 1 ||
         o->mini_batches > o->prompts * o->group)
         return ss_err(err, SS_EUSAGE, "need --prompts >= 1, --group >= 2, and 1 <= "
@@ -396,6 +456,15 @@ int train_grpo(const TrainOptions *o, SsError *err)
     long start = 0;
     if ((rc = grpo_start_run(&s, &start, err)) != 0)
         goto done;
+    if (!o->quiet) {
+        fprintf(stderr, "grpo: %zu trainable parameters of %zu", s.trainable, s.m->nparams);
+        if (s.lora)
+            fprintf(stderr, " (LoRA r=%d alpha=%g on %zu matrices; optimizer state %zu bytes)",
+                    s.lora->r, s.lora->alpha, s.lora->ntargets, opt_state_bytes(s.opt));
+        else if (o->mask_path)
+            fprintf(stderr, " (--mask %s)", o->mask_path);
+        fputc('\n', stderr);
+    }
     if (!(s.log = fopen(s.log_path, "a"))) {
         rc = ss_err(err, SS_EOUTPUT, "%s: cannot open for appending", s.log_path);
         goto done;
@@ -420,7 +489,10 @@ int train_grpo(const TrainOptions *o, SsError *err)
         if ((o->snapshot_every > 0 && step % o->snapshot_every == 0) || last) {
             if ((rc = train_write_snapshot(s.m, s.params, o->out, step, o->save_master,
                                            o->threads, err)) != 0 ||
-                (rc = train_state_save(s.m, s.params, s.opt, o->out, step, err)) != 0)
+                (s.lora && (rc = train_write_adapter(s.m, s.lora, s.factors, o->out, step,
+                                                     o->init, err)) != 0) ||
+                (rc = train_state_save(s.m, s.params, s.opt, s.lora, s.factors, o->out, step,
+                                       err)) != 0)
                 goto done;
         }
         double acc = -1.0;

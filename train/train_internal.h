@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "formats/ss_error.h"
+#include "train/lora.h"
 #include "train/model.h"
 #include "train/tasks.h"
 #include "train/trainer.h"
@@ -83,13 +84,28 @@ int train_write_run_base(const Model *m, const float *params, const char *dir, b
 int train_write_snapshot(const Model *m, const float *params, const char *dir, long step,
                          bool master, int threads, SsError *err);
 
-/* --resume state under DIR/state/: params-NNNNNN.safetensors (float32) and
- * optimizer-NNNNNN.bin, committed by writing state.json {"step": N} last (atomically); older
- * files are then removed. train_state_load reads the committed step's files (*step 0 and
- * nothing loaded when there is no state.json). */
-int train_state_save(const Model *m, const float *params, const Optimizer *opt, const char *dir,
-                     long step, SsError *err);
-int train_state_load(const Model *m, float *params, Optimizer *opt, const char *dir, long *step,
+/* With LoRA: the step's PEFT adapter folder DIR/adapters/step-NNNNNN/ (lora_save_adapter);
+ * base_name is recorded as the adapter's base_model_name_or_path. */
+int train_write_adapter(const Model *m, const Lora *lora, const float *factors, const char *dir,
+                        long step, const char *base_name, SsError *err);
+
+/* --resume state under DIR/state/: params-NNNNNN.safetensors (float32), optimizer-NNNNNN.bin
+ * and, when lora is not NULL, the factors lora-NNNNNN.safetensors; committed by writing
+ * state.json {"step": N} last (atomically); older files are then removed. train_state_load reads
+ * the committed step's files (*step 0 and nothing loaded when there is no state.json). */
+int train_state_save(const Model *m, const float *params, const Optimizer *opt,
+                     const Lora *lora, const float *factors, const char *dir, long step,
                      SsError *err);
+int train_state_load(const Model *m, float *params, Optimizer *opt, const Lora *lora,
+                     float *factors, const char *dir, long *step, SsError *err);
+
+/* ---- --mask (train_mask.c) ---- */
+
+/* Reads the /masks of a sparsity-scan --h5 --masks file (docs/hdf5-schema.md) into mask
+ * (m->nparams bytes, 1 where the element may change) and *count (the ones). Every model tensor
+ * must have a mask with its shape, and every tensor of the report must be the model's: otherwise
+ * SS_EINPUT naming the file and tensor. */
+int train_mask_load(const Model *m, const char *path, uint8_t *mask, size_t *count,
+                    SsError *err);
 
 #endif

@@ -158,5 +158,12 @@ json_t *train_options_json(const TrainOptions *o, const char *mode)
     json_object_set_new(j, "epochs", json_integer(o->epochs));
     json_object_set_new(j, "snapshot_every", json_integer(o->snapshot_every));
     json_object_set_new(j, "save_master", json_boolean(o->save_master));
+    /* Present only when used, so that the options of runs without them keep their form. */
+    if (o->lora_rank > 0)
+        json_object_set_new(j, "lora", json_pack("{s:i, s:f}", "r", o->lora_rank, "alpha",
+                                                 o->lora_alpha > 0 ? o->lora_alpha
+                                                                   : (double)o->lora_rank));
+    if (o->mask_path)
+        json_object_set_new(j, "mask", json_string(o->mask_path));
     return j;
 }

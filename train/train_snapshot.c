@@ -81,6 +81,23 @@ int train_write_snapshot(const Model *m, const float *params, const char *dir, l
     return rc;
 }
 
+int train_write_adapter(const Model *m, const Lora *lora, const float *factors, const char *dir,
+                        long step, const char *base_name, SsError *err)
+{
+    char name[64];
+    snprintf(name, sizeof name, "adapters/step-%06ld", step);
+    char *adir = train_path(dir, "adapters");
+    char *sdir = train_path(dir, name);
+    int rc;
+    if (!adir || !sdir)
+        rc = ss_err(err, SS_EOUTPUT, "out of memory");
+    else if ((rc = train_mkdir(adir, err)) == 0)
+        rc = lora_save_adapter(m, lora, factors, sdir, base_name, err);
+    free(adir);
+    free(sdir);
+    return rc;
+}
+
 /* ---- resume state ---- */
 
 static char *state_file(const char *dir, const char *stem, long step, const char *ext)
@@ -119,13 +136,16 @@ static void prune_state(const char *sdir, long keep)
     if (!d)
         return;
     struct dirent *e;
-    char mine_p[64], mine_o[64];
+    char mine_p[64], mine_o[64], mine_l[64];
     snprintf(mine_p, sizeof mine_p, "params-%06ld.safetensors", keep);
     snprintf(mine_o, sizeof mine_o, "optimizer-%06ld.bin", keep);
+    snprintf(mine_l, sizeof mine_l, "lora-%06ld.safetensors", keep);
     while ((e = readdir(d))) {
         bool ours = strncmp(e->d_name, "params-", 7) == 0 ||
-                    strncmp(e->d_name, "optimizer-", 10) == 0;
-        if (!ours || strcmp(e->d_name, mine_p) == 0 || strcmp(e->d_name, mine_o) == 0)
+                    strncmp(e->d_name, "optimizer-", 10) == 0 ||
+                    strncmp(e->d_name, "lora-", 5) == 0;
+        if (!ours || strcmp(e->d_name, mine_p) == 0 || strcmp(e->d_name, mine_o) == 0 ||
+            strcmp(e->d_name, mine_l) == 0)
             continue;
         char *p = train_path(sdir, e->d_name);
         if (p)
@@ -135,21 +155,24 @@ static void prune_state(const char *sdir, long keep)
     closedir(d);
 }
 
-int train_state_save(const Model *m, const float *params, const Optimizer *opt, const char *dir,
-                     long step, SsError *err)
+int train_state_save(const Model *m, const float *params, const Optimizer *opt,
+                     const Lora *lora, const float *factors, const char *dir, long step,
+                     SsError *err)
 {
     char *sdir = train_path(dir, "state");
     char *ppath = state_file(dir, "params", step, ".safetensors");
     char *opath = state_file(dir, "optimizer", step, ".bin");
+    char *lpath = state_file(dir, "lora", step, ".safetensors");
     char *jpath = train_path(dir, "state/state.json");
     int rc;
-    if (!sdir || !ppath || !opath || !jpath) {
+    if (!sdir || !ppath || !opath || !lpath || !jpath) {
         rc = ss_err(err, SS_EOUTPUT, "out of memory");
         goto done;
     }
     if ((rc = train_mkdir(sdir, err)) != 0 ||
         (rc = model_save_params(m, params, DT_F32, ppath, NULL, 0, err)) != 0 ||
-        (rc = write_optimizer(opt, opath, err)) != 0)
+        (rc = write_optimizer(opt, opath, err)) != 0 ||
+        (lora && (rc = lora_save_factors(m, lora, factors, lpath, err)) != 0))
         goto done;
     rc = train_write_json(jpath, json_pack("{s:I}", "step", (json_int_t)step), err);
     if (rc == 0)
@@ -158,12 +181,13 @@ done:
     free(sdir);
     free(ppath);
     free(opath);
+    free(lpath);
     free(jpath);
     return rc;
 }
 
-int train_state_load(const Model *m, float *params, Optimizer *opt, const char *dir, long *step,
-                     SsError *err)
+int train_state_load(const Model *m, float *params, Optimizer *opt, const Lora *lora,
+                     float *factors, const char *dir, long *step, SsError *err)
 {
     *step = 0;
     char *jpath = train_path(dir, "state/state.json");
@@ -185,7 +209,8 @@ int train_state_load(const Model *m, float *params, Optimizer *opt, const char *
     long s = (long)json_integer_value(js);
     char *ppath = state_file(dir, "params", s, ".safetensors");
     char *opath = state_file(dir, "optimizer", s, ".bin");
-    if (!ppath || !opath) {
+    char *lpath = state_file(dir, "lora", s, ".safetensors");
+    if (!ppath || !opath || !lpath) {
         rc = ss_err(err, SS_EOUTPUT, "out of memory");
     } else if ((rc = model_load_params(m, ppath, params, err)) == 0) {
         FILE *f = fopen(opath, "rb");
@@ -196,10 +221,13 @@ int train_state_load(const Model *m, float *params, Optimizer *opt, const char *
             fclose(f);
         }
     }
+    if (rc == 0 && lora)
+        rc = lora_load_factors(m, lora, lpath, factors, err);
     if (rc == 0)
         *step = s;
     free(ppath);
     free(opath);
+    free(lpath);
 done:
     json_decref(j);
     free(jpath);

@@ -15,7 +15,15 @@
  *   RUN/run.json                    the full configuration, seed and version
  *   RUN/metrics.jsonl               one JSON object per step (and per evaluation)
  *   RUN/state/                      what --resume needs: the float32 master weights and the
- *                                   optimizer state at the last snapshot
+ *                                   optimizer state at the last snapshot (with LoRA, the factors
+ *                                   too: lora-NNNNNN.safetensors)
+ *   RUN/adapters/step-NNNNNN/       with --lora-rank: the factors as a PEFT adapter folder
+ *                                   (adapter_model.safetensors, adapter_config.json; lora.h)
+ *
+ * With --lora-rank the snapshots still hold the whole model: the merged weights W0 + s B A
+ * rounded to bf16 (a merged LoRA checkpoint), so sparsity-scan reads LoRA runs unchanged. With
+ * --mask only the elements whose mask bit is 1 are updated (opt_step's mask); every other
+ * element keeps its base bits exactly.
  *
  * Every function returning int returns 0 or a negative SS_E* code and fills err. */
 #ifndef SS_TRAIN_TRAINER_H
@@ -62,6 +70,10 @@ typedef struct TrainOptions {
     long snapshot_every;
     bool save_master;
     bool resume;
+    int lora_rank;           /* > 0: train LoRA factors of this rank instead of the weights */
+    double lora_alpha;       /* LoRA scale alpha / rank (0: alpha = rank, scale 1) */
+    const char *mask_path;   /* a sparsity-scan --h5 --masks file: update only the elements its
+                              * masks mark (full-parameter training only) */
 } TrainOptions;
 
 /* Defaults for every field (see docs/grpo-train.md). */
