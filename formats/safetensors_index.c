@@ -14,9 +14,13 @@
 
 #include <jansson.h>
 
-/* A shard name must name a file directly inside the folder. */
+/* A shard name must name a file directly inside the folder, without control bytes (the shard's
+ * path starts its own error messages, which must stay one line). */
 static bool index_is_plain_name(const char *s)
 {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
     return s[0] != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 

@@ -1,5 +1,6 @@
 /* Opening one .safetensors file: map it read-only, check the 8-byte header length against the file
- * size, validate the header (safetensors_header.c) and point each tensor into the mapping. */
+ * size, validate the header (safetensors_header.c) and point each tensor into the mapping. The same
+ * checks also run on bytes already in memory (st_file_open_mem, for the fuzz harness). */
 #include "formats/st_internal.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@
 
 /* What StFile.impl_ points to. */
 typedef struct StFileImpl {
-    void *map;      /* the whole file, PROT_READ, MAP_PRIVATE */
+    void *map;      /* the whole file, PROT_READ, MAP_PRIVATE; NULL when opened from memory */
     size_t map_len; /* = file_size */
     StHeader header;
 } StFileImpl;
@@ -24,6 +25,17 @@ static uint64_t read_le64(const unsigned char *p)
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
+}
+
+/* The error for a file of size bytes, too short to hold the 8-byte header length (size < 8). */
+static int file_check_size(const char *path, unsigned long long size, SsError *err)
+{
+    if (size == 0)
+        return ss_err(err, SS_EINPUT,
+                      "%s: file is empty (a safetensors file starts with an 8-byte header length)",
+                      path);
+    return ss_err(err, SS_EINPUT, "%s: file is %llu bytes, too short for the 8-byte header length",
+                  path, size);
 }
 
 /* Maps path whole; fills *map and *size. A file under 8 bytes is an error here, so the mapping is
@@ -44,17 +56,9 @@ static int file_map(const char *path, void **map, size_t *size, SsError *err)
         close(fd);
         return ss_err(err, SS_EINPUT, "%s: cannot open: not a regular file", path);
     }
-    if (sb.st_size == 0) {
-        close(fd);
-        return ss_err(err, SS_EINPUT,
-                      "%s: file is empty (a safetensors file starts with an 8-byte header length)",
-                      path);
-    }
     if (sb.st_size < 8) {
         close(fd);
-        return ss_err(err, SS_EINPUT,
-                      "%s: file is %lld bytes, too short for the 8-byte header length", path,
-                      (long long)sb.st_size);
+        return file_check_size(path, (unsigned long long)sb.st_size, err);
     }
     if ((unsigned long long)sb.st_size > SIZE_MAX) {
         close(fd);
@@ -72,24 +76,23 @@ static int file_map(const char *path, void **map, size_t *size, SsError *err)
     return 0;
 }
 
-int st_file_open(const char *path, StFile **out, SsError *err)
+/* Checks the header length of the size bytes at bytes (size >= 8), validates the header and fills
+ * *out. map, when not NULL, is the mapping holding bytes: the StFile owns it from here on, so it
+ * is unmapped on every error and by st_file_close. */
+static int file_open_bytes(const char *path, const unsigned char *bytes, size_t size, void *map,
+                           StFile **out, SsError *err)
 {
-    *out = NULL;
-    void *map = NULL;
-    size_t size = 0;
-    int rc = file_map(path, &map, &size, err);
-    if (rc)
-        return rc;
-    const unsigned char *bytes = map;
-
+    int rc;
     uint64_t n = read_le64(bytes); /* header length */
     if (n > ST_MAX_HEADER_BYTES) {
-        munmap(map, size);
+        if (map)
+            munmap(map, size);
         return ss_err(err, SS_EINPUT, "%s: header length %llu exceeds the limit of %llu bytes",
                       path, (unsigned long long)n, ST_MAX_HEADER_BYTES);
     }
     if (n > size - 8) {
-        munmap(map, size);
+        if (map)
+            munmap(map, size);
         return ss_err(err, SS_EINPUT,
                       "%s: header length %llu runs past the end of the file (%zu bytes)", path,
                       (unsigned long long)n, size);
@@ -103,7 +106,8 @@ int st_file_open(const char *path, StFile **out, SsError *err)
         free(f);
         free(impl);
         free(path_copy);
-        munmap(map, size);
+        if (map)
+            munmap(map, size);
         return ss_err(err, SS_EOUTPUT, "%s: out of memory", path);
     }
     impl->map = map;
@@ -132,6 +136,25 @@ int st_file_open(const char *path, StFile **out, SsError *err)
     }
     *out = f;
     return 0;
+}
+
+int st_file_open(const char *path, StFile **out, SsError *err)
+{
+    *out = NULL;
+    void *map = NULL;
+    size_t size = 0;
+    int rc = file_map(path, &map, &size, err);
+    if (rc)
+        return rc;
+    return file_open_bytes(path, map, size, map, out, err);
+}
+
+int st_file_open_mem(const void *buf, size_t len, const char *name, StFile **out, SsError *err)
+{
+    *out = NULL;
+    if (len < 8)
+        return file_check_size(name, (unsigned long long)len, err);
+    return file_open_bytes(name, buf, len, NULL, out, err);
 }
 
 void st_file_close(StFile *f)

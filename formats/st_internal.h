@@ -30,6 +30,12 @@ int st_header_parse(const char *path, const unsigned char *json, size_t len, uin
                     StHeader *out, SsError *err);
 void st_header_free(StHeader *h);
 
+/* st_file_open on the len bytes at buf instead of a file (name stands for the path in messages
+ * and StFile.path): the same checks and messages, except that the file-system ones (cannot open,
+ * not a regular file) cannot occur. Tensor data points into buf, which must outlive the StFile.
+ * For the fuzz harness (tests/fuzz/fuzz_st_header.c). */
+int st_file_open_mem(const void *buf, size_t len, const char *name, StFile **out, SsError *err);
+
 /* Fills ck->tensors (sorted by name) and ck->total_bytes from ck->files; a name held by two
  * files is an SS_EINPUT error naming both. */
 int st_checkpoint_collect(StCheckpoint *ck, SsError *err);

@@ -246,6 +246,22 @@ def main():
                 stricter.append(name)
             os.unlink(path)
 
+        # Sharded folders whose index names a shard with a control byte (found by
+        # tests/fuzz/fuzz_st_index: the shard's path would start a message of two lines).
+        for label, shard in (("shard_name_newline", "a\nb.safetensors"),
+                             ("shard_name_del", "a\x7fb.safetensors")):
+            folder = os.path.join(tmp, label)
+            os.mkdir(folder)
+            with open(os.path.join(folder, "ok.safetensors"), "wb") as f:
+                f.write(st_bytes(js({"a": U8_4}), b"abcd"))
+            index = os.path.join(folder, "model.safetensors.index.json")
+            with open(index, "w") as f:
+                json.dump({"weight_map": {"a": shard}}, f)
+            rc, out, err = run(st_check, folder)
+            if (rc != 2 or len(err.splitlines()) != 1 or not err.startswith(index + ": ") or
+                    "not a plain file name" not in err or "\\x" not in err or out):
+                failures.append(f"{label}: exit {rc}, stderr {err.strip()[:600]!r}")
+
         # The largest header the format allows (N = 10^8), all '[': rejected at its 4th byte.
         path = os.path.join(tmp, "huge_nesting.safetensors")
         with open(path, "wb") as f:
@@ -285,7 +301,7 @@ def main():
             if reference_accepts(data) is False:
                 failures.append(f"{name}: the reference implementation rejects this 'valid' case")
 
-    print(f"malformed corpus: {len(BAD) + 1} malformed and {len(GOOD)} valid cases, "
+    print(f"malformed corpus: {len(BAD) + 3} malformed and {len(GOOD)} valid cases, "
           "160 random mutations")
     if stricter:
         print("rejected here but accepted by the reference (we are stricter): "
