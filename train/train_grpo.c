@@ -241,6 +241,7 @@ static int grpo_start_run(GrpoState *s, long *start, SsError *err)
             lora_init(s->lora, s->factors, o->seed);
             lora_merge(s->m, s->lora, s->ref, s->factors, s->params);
         }
+        train_remove_stale_tmp(o->out);
         rc = truncate_metrics(s->log_path, *start, err);
         goto done;
     }

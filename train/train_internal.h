@@ -67,7 +67,7 @@ json_t *train_options_json(const TrainOptions *o, const char *mode);
 /* path/name, malloc'd; NULL when out of memory. */
 char *train_path(const char *dir, const char *name);
 
-/* Creates dir (and no parents) unless it exists as a folder. */
+/* Creates dir and its missing parents (as mkdir -p) unless it exists as a folder. */
 int train_mkdir(const char *dir, SsError *err);
 
 /* ---- weights on disk (train_snapshot.c) ---- */
@@ -88,6 +88,10 @@ int train_write_snapshot(const Model *m, const float *params, const char *dir, l
  * base_name is recorded as the adapter's base_model_name_or_path. */
 int train_write_adapter(const Model *m, const Lora *lora, const float *factors, const char *dir,
                         long step, const char *base_name, SsError *err);
+
+/* Removes the temporary files an interrupted run left in DIR, DIR/snapshots, DIR/master,
+ * DIR/master/snapshots and DIR/state (called by --resume). */
+void train_remove_stale_tmp(const char *dir);
 
 /* --resume state under DIR/state/: params-NNNNNN.safetensors (float32), optimizer-NNNNNN.bin
  * and, when lora is not NULL, the factors lora-NNNNNN.safetensors; committed by writing

@@ -92,9 +92,24 @@ int train_mkdir(const char *dir, SsError *err)
             return 0;
         return ss_err(err, SS_EOUTPUT, "%s: exists and is not a folder", dir);
     }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return ss_err(err, SS_EOUTPUT, "%s: cannot create the folder: %s", dir, strerror(errno));
-    return 0;
+    /* Parents first, as mkdir -p does. */
+    char *parent = strdup(dir);
+    if (!parent)
+        return ss_err(err, SS_EOUTPUT, "out of memory");
+    char *slash = strrchr(parent, '/');
+    while (slash && slash > parent && slash[1] == '\0') { /* trailing slashes */
+        *slash = '\0';
+        slash = strrchr(parent, '/');
+    }
+    int rc = 0;
+    if (slash && slash != parent) {
+        *slash = '\0';
+        rc = train_mkdir(parent, err);
+    }
+    free(parent);
+    if (rc == 0 && mkdir(dir, 0777) != 0 && errno != EEXIST)
+        rc = ss_err(err, SS_EOUTPUT, "%s: cannot create the folder: %s", dir, strerror(errno));
+    return rc;
 }
 
 static json_t *model_json(const ModelConfig *c)

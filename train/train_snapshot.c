@@ -233,3 +233,32 @@ done:
     free(jpath);
     return rc;
 }
+
+/* Removes the temporary files ("NAME.tmp.PID") an interrupted writer left in one folder. */
+static void remove_tmp_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".tmp."))
+            continue;
+        char *p = train_path(dir, e->d_name);
+        if (p)
+            unlink(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+void train_remove_stale_tmp(const char *run_dir)
+{
+    static const char *const sub[] = {"", "snapshots", "master", "master/snapshots", "state"};
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        char *p = sub[i][0] ? train_path(run_dir, sub[i]) : strdup(run_dir);
+        if (p)
+            remove_tmp_in(p);
+        free(p);
+    }
+}
