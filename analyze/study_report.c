@@ -194,7 +194,19 @@ static int run_row(FILE *out, const StudyRun *r, SsError *err)
     double rt = num(dig(scan, "totals", "changed_rtol", NULL));
     fmt_sparsity(sr, sizeof sr, 1.0 - rt / numel);
     fmt_sparsity(sm, sizeof sm, master ? num(dig(master, "totals", "sparsity", NULL)) : NAN);
-    fmt(er, sizeof er, "%.1f", num(dig(scan, "rank", "model", "mean_effective_rank_99", NULL)));
+    /* The 99%-energy rank as a share of min(m, n), averaged over the matrices. */
+    double frac = 0.0;
+    size_t nmat = 0, ti;
+    json_t *rt_;
+    json_array_foreach(dig(scan, "rank", "tensors", NULL), ti, rt_) {
+        double mm = num(json_object_get(rt_, "m")), nn = num(json_object_get(rt_, "n"));
+        double e99 = num(json_object_get(rt_, "effective_rank_99"));
+        if (!isnan(mm) && !isnan(nn) && !isnan(e99) && mm > 0 && nn > 0) {
+            frac += e99 / (mm < nn ? mm : nn);
+            nmat++;
+        }
+    }
+    fmt(er, sizeof er, "%.1f%%", nmat ? 100.0 * frac / nmat : NAN);
     fmt(nr, sizeof nr, "%.3f",
         num(dig(scan, "rank", "model", "mean_numerical_rank_fraction", NULL)));
     fmt_bytes(os, sizeof os, m.opt_state_bytes);
@@ -336,7 +348,7 @@ static int write_body(FILE *out, const StudyReport *r, SsError *err)
             "snapshot (exact), changed by at most the first `--tol` (absolute), or by at most "
             "`--rtol` relative; \"float32 master\": the same on the float32 master weights, which "
             "bf16 rounding hides. Effective rank: mean over matrices of the 99%%-energy rank of "
-            "ΔW, and the mean numerical-rank fraction.\n\n"
+            "ΔW as a share of min(m, n), and the mean numerical-rank fraction.\n\n"
             "| run | optimizer | trainable parameters | optimizer state | eval accuracy | "
             "training reward | exact sparsity | sparsity at tol | sparsity at rtol | float32 "
             "master exact sparsity | effective rank / numerical rank fraction | peak RSS |\n"

@@ -63,7 +63,7 @@ declare -A run_args=(
 )
 if "$train" --help | grep -q -- "--lora-rank"; then
   runs+=(lora-r1)
-  run_args[lora-r1]="--optimizer adamw --lr 1e-3 --lora-rank 1 --lora-alpha 2"
+  run_args[lora-r1]="--optimizer adamw --lr 1e-4 --lora-rank 1 --lora-alpha 32"
 fi
 for r in "${runs[@]}"; do
   say "GRPO: $r (${run_args[$r]})"
