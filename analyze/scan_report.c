@@ -3,6 +3,7 @@
 #include "analyze/scan_report.h"
 
 #include "analyze/delta_dtype.h"
+#include "analyze/scan_mpi.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -98,8 +99,9 @@ static ScanHist **scan_hist_pointers(ScanHist *hists, size_t first, size_t n)
     return p;
 }
 
-/* Both sides mapped: one multi-threaded pass over every pair. */
-static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
+/* Both sides mapped: one multi-threaded pass over every pair this rank owns (owner[i] ==
+ * scan_mpi_rank(); the others are scanned as empty). */
+static int scan_mapped(const ScanOptions *opt, const int *owner, ScanReport *out, SsError *err)
 {
     size_t n = out->pairs.npairs;
     ScanJob *jobs = calloc(n ? n : 1, sizeof *jobs);
@@ -108,6 +110,8 @@ static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
     for (size_t i = 0; i < n; i++) {
         const TensorPair *p = &out->pairs.pairs[i];
         jobs[i] = (ScanJob){p->a->dtype, p->a->data, p->b->data, p->a->numel};
+        if (owner[i] != scan_mpi_rank())
+            jobs[i] = (ScanJob){p->a->dtype, NULL, NULL, 0};
     }
     ScanHist **hists = out->hists ? scan_hist_pointers(out->hists, 0, n) : NULL;
     if (out->hists && !hists) {
@@ -123,8 +127,8 @@ static int scan_mapped(const ScanOptions *opt, ScanReport *out, SsError *err)
 
 /* A side is decoded (a run snapshot): materialize pairs into memory in batches of about
  * SCAN_BATCH_BYTES (or one pair, when larger) and scan each batch. */
-static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
-                        SsError *err)
+static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, const int *owner,
+                        ScanReport *out, SsError *err)
 {
     size_t n = out->pairs.npairs;
     ScanJob *jobs = calloc(n ? n : 1, sizeof *jobs);
@@ -141,10 +145,12 @@ static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, Sc
     for (size_t i = 0; i < n && rc == 0; i++) {
         const TensorPair *p = &out->pairs.pairs[i];
         const void *da = NULL, *db = NULL;
-        rc = ckpt_source_bytes(a, p->a, &da, &owned[2 * i], err);
-        if (rc == 0)
+        int mine = owner[i] == scan_mpi_rank(); /* others' pairs: scanned as empty */
+        if (mine)
+            rc = ckpt_source_bytes(a, p->a, &da, &owned[2 * i], err);
+        if (rc == 0 && mine)
             rc = ckpt_source_bytes(b, p->b, &db, &owned[2 * i + 1], err);
-        jobs[i] = (ScanJob){p->a->dtype, da, db, p->a->numel};
+        jobs[i] = (ScanJob){p->a->dtype, da, db, mine ? p->a->numel : 0};
         held += (owned[2 * i] ? p->a->nbytes : 0) + (owned[2 * i + 1] ? p->b->nbytes : 0);
         if (rc == 0 && (held >= SCAN_BATCH_BYTES || i + 1 == n)) {
             ScanHist **hists = out->hists ? scan_hist_pointers(out->hists, first, i + 1 - first)
@@ -181,8 +187,9 @@ uint64_t scan_mask_bytes(uint64_t numel)
     return numel / 8 + (numel % 8 != 0);
 }
 
-/* With opt->masks: out->masks[i], ceil(numel/8) bytes for each pair (NULL for an empty one). */
-static int scan_alloc_masks(ScanReport *out, SsError *err)
+/* With opt->masks: out->masks[i], ceil(numel/8) bytes for each pair (NULL for an empty one); on an
+ * MPI rank other than 0 only for the pairs it owns. */
+static int scan_alloc_masks(ScanReport *out, const int *owner, SsError *err)
 {
     size_t n = out->pairs.npairs;
     out->masks = calloc(n ? n : 1, sizeof *out->masks);
@@ -191,7 +198,7 @@ static int scan_alloc_masks(ScanReport *out, SsError *err)
     for (size_t i = 0; i < n; i++) {
         const StTensor *t = out->pairs.pairs[i].a;
         uint64_t bytes = scan_mask_bytes(t->numel);
-        if (bytes == 0)
+        if (bytes == 0 || (scan_mpi_rank() != 0 && owner[i] != scan_mpi_rank()))
             continue;
         if (bytes > SIZE_MAX || !(out->masks[i] = malloc((size_t)bytes)))
             return ss_err(err, SS_EOUTPUT, "tensor '%s': out of memory for its %llu-byte mask",
@@ -221,6 +228,32 @@ static int scan_alloc_hists(ScanReport *out, SsError *err)
     return 0;
 }
 
+/* Allocates out's per-pair arrays and plans which MPI rank scans which pair (*owner: npairs
+ * ints, all 0 in one process). */
+static int scan_prepare(const ScanOptions *opt, ScanReport *out, int **owner, SsError *err)
+{
+    size_t n = out->pairs.npairs;
+    out->counts = calloc(n ? n : 1, sizeof *out->counts);
+    uint64_t *bytes = malloc((n ? n : 1) * sizeof *bytes);
+    *owner = malloc((n ? n : 1) * sizeof **owner);
+    if (!out->counts || !bytes || !*owner) {
+        free(bytes);
+        return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        bytes[i] = 2 * out->pairs.pairs[i].a->nbytes;
+        out->bytes_scanned += bytes[i];
+    }
+    scan_mpi_partition(bytes, n, scan_mpi_size(), *owner);
+    free(bytes);
+    int rc = 0;
+    if (opt->masks)
+        rc = scan_alloc_masks(out, *owner, err);
+    if (rc == 0 && opt->hist)
+        rc = scan_alloc_hists(out, err);
+    return rc;
+}
+
 int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanReport *out,
                  SsError *err)
 {
@@ -232,34 +265,26 @@ int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanRepor
     scan_counts_init(&out->total);
     int rc = pairs_match(a->listing, b->listing, opt->skip_mismatched, &out->pairs, err);
     if (rc)
-        return rc;
-    size_t n = out->pairs.npairs;
-    out->counts = calloc(n ? n : 1, sizeof *out->counts);
-    if (!out->counts) {
-        scan_report_free(out);
-        return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
-    }
-    for (size_t i = 0; i < n; i++)
-        out->bytes_scanned += 2 * out->pairs.pairs[i].a->nbytes;
-    if (opt->masks && (rc = scan_alloc_masks(out, err)) != 0) {
-        scan_report_free(out);
-        return rc;
-    }
-    if (opt->hist && (rc = scan_alloc_hists(out, err)) != 0) {
-        scan_report_free(out);
-        return rc;
-    }
+        return scan_mpi_agree(rc, err);
+    int *owner = NULL;
+    rc = scan_prepare(opt, out, &owner, err);
 
     double t0 = now_seconds();
-    if (ckpt_source_is_mapped(a) && ckpt_source_is_mapped(b))
-        rc = scan_mapped(opt, out, err);
-    else
-        rc = scan_batched(a, b, opt, out, err);
+    if (rc == 0 && ckpt_source_is_mapped(a) && ckpt_source_is_mapped(b))
+        rc = scan_mapped(opt, owner, out, err);
+    else if (rc == 0)
+        rc = scan_batched(a, b, opt, owner, out, err);
+    /* under MPI: every rank's status, then each pair's results to rank 0 */
+    rc = scan_mpi_agree(rc, err);
+    if (rc == 0)
+        rc = scan_mpi_agree(scan_mpi_gather(out, owner, err), err);
     out->seconds = now_seconds() - t0;
+    free(owner);
     if (rc) {
         scan_report_free(out);
         return rc;
     }
+    size_t n = out->pairs.npairs;
     for (size_t i = 0; i < n; i++) {
         scan_counts_merge(&out->total, &out->counts[i]);
         if (out->hists)

@@ -15,6 +15,7 @@
 #include "analyze/progress.h"
 #include "analyze/rank.h"
 #include "analyze/report.h"
+#include "analyze/scan_mpi.h"
 #include "analyze/scan_report.h"
 #include "analyze/series.h"
 #include "formats/safetensors.h"
@@ -68,7 +69,8 @@ static void usage(FILE *f)
 "                     base bits / changed at the last step (JSON sparsity-series/1;\n"
 "                     takes --tol, --rtol, --json, --h5, --group-regex, --threads,\n"
 "                     --quiet; numel/8 bytes of memory for the split)\n"
-"  --threads N        worker threads, at most %d (default 0: all cores)\n"
+"  --threads N        worker threads, at most %d (default 0: all cores; under\n"
+"                     mpirun -np N, the node's cores shared by its ranks: docs/mpi.md)\n"
 "  --rank             also the rank of each 2-D update B - A: numerical, 99%%-energy,\n"
 "                     entropy and stable rank, best rank-r energy, nnz against a\n"
 "                     rank-r LoRA, principal angles of A and B (docs/metrics.md)\n"
@@ -91,6 +93,8 @@ static void usage(FILE *f)
 
 static int usage_error(const char *fmt, const char *arg)
 {
+    if (scan_mpi_rank() != 0) /* under mpirun every rank sees the same usage error */
+        return 1;
     fprintf(stderr, "sparsity-scan: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'sparsity-scan --help'.\n");
@@ -159,6 +163,8 @@ static int parse_count(const char *s, const char *opt, long max, long *out)
     errno = 0;
     long v = strtol(s, &end, 10);
     if (end == s || *end != '\0' || errno == ERANGE || v < 0 || v > max) {
+        if (scan_mpi_rank() != 0)
+            return 1;
         fprintf(stderr, "sparsity-scan: %s needs a whole number from 0 to %ld\n", opt, max);
         fprintf(stderr, "Try 'sparsity-scan --help'.\n");
         return 1;
@@ -235,7 +241,7 @@ static int main_maps(uint64_t head_dim, char *source, double stripe_k, int keep_
     return rc;
 }
 
-int main(int argc, char **argv)
+static int scan_main(int argc, char **argv)
 {
     enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION,
            OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS, OPT_SERIES, OPT_DELTA_DTYPE, OPT_HIST,
@@ -340,8 +346,14 @@ int main(int argc, char **argv)
                 return usage_error("--delta-dtype: '%s' is not one of same, bf16, f16, f32",
                                    optarg);
             break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: printf("sparsity-scan %s\n", SS_VERSION); return 0;
+        case 'h':
+            if (scan_mpi_rank() == 0)
+                usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            if (scan_mpi_rank() == 0)
+                printf("sparsity-scan %s\n", SS_VERSION);
+            return 0;
         default:
             return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -352,6 +364,8 @@ int main(int argc, char **argv)
         return usage_error("%s", "--series does not take --maps");
     if (series_run && opt.hist)
         return usage_error("%s", "--series does not take --hist");
+    if (series_run && scan_mpi_size() > 1)
+        return usage_error("%s", "--series does not run under MPI (more than one rank)");
     if (series_run) {
         if (argc != optind)
             return usage_error("%s", "--series RUN takes no checkpoints A and B");
@@ -375,12 +389,14 @@ int main(int argc, char **argv)
     int keep_masks = opt.masks;
     if (maps)
         opt.masks = 1; /* the maps are computed from the masks */
-    opt.threads = (int)threads;
+    opt.threads = threads ? (int)threads : scan_mpi_default_threads();
 
     SsError err = {0};
     GroupRules rules;
     if (grouping_rules_init(&rules, group_regex, &err) != 0) {
-        fprintf(stderr, "sparsity-scan: --group-regex: %s\nTry 'sparsity-scan --help'.\n", err.msg);
+        if (scan_mpi_rank() == 0)
+            fprintf(stderr, "sparsity-scan: --group-regex: %s\nTry 'sparsity-scan --help'.\n",
+                    err.msg);
         return 1;
     }
     CkptSource *a = NULL, *b = NULL;
@@ -391,16 +407,19 @@ int main(int argc, char **argv)
     char *maps_source = NULL;
     if (rc == 0 && maps)
         rc = maps_prepare(argv[optind], argv[optind + 1], a, &maps_head_dim, &maps_source, &err);
+    rc = scan_mpi_agree(rc, &err); /* MPI: all ranks scan, or all stop */
     Progress progress;
     ScanReport report;
     if (rc == 0) {
-        progress_init(&progress, !quiet);
+        progress_init(&progress, !quiet && scan_mpi_rank() == 0);
         opt.progress = progress_update;
         opt.progress_ctx = &progress;
         rc = scan_sources(a, b, &opt, &report, &err);
         progress_finish(&progress);
     }
-    if (rc == 0) {
+    if (rc == 0 && scan_mpi_rank() != 0)
+        scan_report_free(&report); /* MPI: rank 0 alone reports */
+    else if (rc == 0) {
         Grouping groups;
         rc = grouping_build(&rules, &report, &groups, &err);
         RankOptions ropt = {(size_t)rank_k, (size_t)rank_angles};
@@ -437,7 +456,8 @@ int main(int argc, char **argv)
         grouping_free(&groups);
         scan_report_free(&report);
     }
-    if (rc)
+    rc = scan_mpi_share_status(rc, &err); /* MPI: every rank exits with rank 0's status */
+    if (rc && scan_mpi_rank() == 0)
         fprintf(stderr, "sparsity-scan: %s\n", err.msg);
     ckpt_source_close(b);
     ckpt_source_close(a);
@@ -445,4 +465,17 @@ int main(int argc, char **argv)
     free(maps_source);
     free(command_line);
     return ss_exit_status(rc);
+}
+
+/* Under mpirun, MPI around the whole run (docs/mpi.md); a plain run never starts MPI. */
+int main(int argc, char **argv)
+{
+    SsError err = {0};
+    if (scan_mpi_init(&argc, &argv, &err) != 0) {
+        fprintf(stderr, "sparsity-scan: %s\n", err.msg);
+        return 1;
+    }
+    int status = scan_main(argc, argv);
+    scan_mpi_finalize();
+    return status;
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libzstd-dev libhdf5-dev
-      hdf5-tools libopenblas-dev liblapacke-dev gnuplot-nox)
+      hdf5-tools libopenblas-dev liblapacke-dev gnuplot-nox
+      libopenmpi-dev openmpi-bin)  # Open MPI: optional scale-out (docs/mpi.md)
 if [ "${1:-}" = "--test" ]; then
   # clang and its runtime build the libFuzzer harness for the short fuzz test
   # python3-torch is the independent oracle of the trainer's forward, backward and optimizers

@@ -61,6 +61,7 @@ static void acts_layout(const ModelDims *d, size_t N, size_t BQTT, size_t T, Mod
     a->dmlp = carve(c, N * d->I);
     a->dlogits = carve(c, N * d->V);
     a->datt = carve(c, T * T);
+    a->rows = (int32_t *)carve(c, N);
 }
 
 int model_acts_create(const Model *m, int B, int T, ModelActs **out, SsError *err)
@@ -202,6 +203,7 @@ void model_forward(const Model *m, const float *params, const int32_t *tokens,
     double eps = m->cfg.rms_norm_eps;
     a->B = B_;
     a->T = T_;
+    a->packed = 0;
     memcpy(a->tokens, tokens, N * sizeof *tokens);
     for (size_t n = 0; n < N; n++) {
         int32_t t = targets[n];

@@ -100,6 +100,14 @@ struct ModelActs {
     float *dmlp;   /* (N, I) */
     float *dlogits; /* (N, V) */
     float *datt;   /* (T, T) */
+    /* The backward pass works on the rows that can carry a gradient: in each sequence, positions
+     * 0 up to its last target (the rows after it only feed logits nobody differentiates). On its
+     * first call after a forward it moves those rows of every kept activation (not the logits,
+     * lse, tokens or targets) to the front, in order, and sets packed; rows maps packed row i to
+     * its original row b * T + t. */
+    int32_t *rows; /* (N) */
+    size_t nrows;  /* rows kept */
+    int packed;
     void *mem;
 };
 
