@@ -1,6 +1,7 @@
 /* Checkpoint-pair scan orchestration (see scan_report.h): pairs -> scan jobs -> counts (and, with
  * --masks, the changed-element masks the scan pass writes). */
 #include "analyze/scan_report.h"
+#include "kernels/scan_cuda.h"
 
 #include "analyze/delta_dtype.h"
 #include "analyze/scan_mpi.h"
@@ -40,21 +41,24 @@ static DType delta_round_dtype(const ScanOptions *opt, DType dt)
     return opt->delta_dtype == 1 ? dt : (DType)(opt->delta_dtype - 2);
 }
 
-/* scan_jobs_cpu_ext with opt's tolerances; under --delta-dtype, once per dtype present with the
- * thresholds for that dtype (see delta_dtype.h). hists: n pointers or NULL. */
+/* The scan of jobs on opt's device (CPU or CUDA) with opt's tolerances; under --delta-dtype, once
+ * per dtype present with the thresholds for that dtype (see delta_dtype.h). hists: n pointers or
+ * NULL. Fills err. */
 static int scan_run_jobs(const ScanOptions *opt, const ScanJob *jobs, uint8_t *const *masks,
                          ScanHist *const *hists, size_t n, ScanCounts *counts,
-                         ScanProgressFn progress, void *ctx)
+                         ScanProgressFn progress, void *ctx, SsError *err)
 {
+    ScanDevice dev = (ScanDevice)opt->device;
     if (opt->delta_dtype == 0)
-        return scan_jobs_cpu_ext(&opt->cfg, jobs, masks, hists, n, opt->threads, counts,
-                                 progress, ctx);
+        return scan_jobs_device(dev, &opt->cfg, jobs, masks, hists, n, opt->threads, counts,
+                                progress, ctx, err);
     ScanJob *sub = malloc((n ? n : 1) * sizeof *sub);
     ScanHist **sub_hists = calloc(n ? n : 1, sizeof *sub_hists);
     uint8_t **sub_masks = calloc(n ? n : 1, sizeof *sub_masks);
     ScanCounts *sub_counts = malloc((n ? n : 1) * sizeof *sub_counts);
     size_t *index = malloc((n ? n : 1) * sizeof *index);
-    int rc = sub && sub_hists && sub_masks && sub_counts && index ? 0 : SS_EOUTPUT;
+    int rc = sub && sub_hists && sub_masks && sub_counts && index
+                 ? 0 : ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
     for (int dt = 0; dt < DT_COUNT && rc == 0; dt++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
@@ -70,8 +74,8 @@ static int scan_run_jobs(const ScanOptions *opt, const ScanJob *jobs, uint8_t *c
             continue;
         DType round_to = delta_round_dtype(opt, (DType)dt);
         ScanConfig cfg = round_to == DT_COUNT ? opt->cfg : delta_dtype_config(&opt->cfg, round_to);
-        rc = scan_jobs_cpu_ext(&cfg, sub, masks ? sub_masks : NULL, hists ? sub_hists : NULL, m,
-                               opt->threads, sub_counts, NULL, NULL);
+        rc = scan_jobs_device(dev, &cfg, sub, masks ? sub_masks : NULL, hists ? sub_hists : NULL,
+                              m, opt->threads, sub_counts, NULL, NULL, err);
         for (size_t k = 0; k < m && rc == 0; k++)
             counts[index[k]] = sub_counts[k];
     }
@@ -119,10 +123,10 @@ static int scan_mapped(const ScanOptions *opt, const int *owner, ScanReport *out
         return ss_err(err, SS_EOUTPUT, "out of memory for %zu tensor pairs", n);
     }
     int rc = scan_run_jobs(opt, jobs, out->masks, hists, n, out->counts, opt->progress,
-                           opt->progress_ctx);
+                           opt->progress_ctx, err);
     free(hists);
     free(jobs);
-    return rc ? ss_err(err, rc, "cannot start the scan: out of memory or threads") : 0;
+    return rc;
 }
 
 /* A side is decoded (a run snapshot): materialize pairs into memory in batches of about
@@ -155,14 +159,12 @@ static int scan_batched(CkptSource *a, CkptSource *b, const ScanOptions *opt, co
         if (rc == 0 && (held >= SCAN_BATCH_BYTES || i + 1 == n)) {
             ScanHist **hists = out->hists ? scan_hist_pointers(out->hists, first, i + 1 - first)
                                           : NULL;
-            rc = out->hists && !hists ? SS_EOUTPUT : 0;
+            rc = out->hists && !hists ? ss_err(err, SS_EOUTPUT, "out of memory") : 0;
             if (rc == 0)
                 rc = scan_run_jobs(opt, jobs + first, out->masks ? out->masks + first : NULL,
                                    hists, i + 1 - first, out->counts + first,
-                                   opt->progress ? batch_progress : NULL, &bp);
+                                   opt->progress ? batch_progress : NULL, &bp, err);
             free(hists);
-            if (rc)
-                rc = ss_err(err, rc, "cannot start the scan: out of memory or threads");
             for (size_t k = first; k <= i; k++) {
                 bp.offset += 2 * out->pairs.pairs[k].a->nbytes;
                 free(owned[2 * k]);

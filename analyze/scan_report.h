@@ -20,6 +20,8 @@ typedef struct ScanOptions {
     int delta_dtype;          /* tolerances test |round(b - a)| > t: 0 off (exact difference),
                                  1 rounded to each tensor's own dtype, else DT_* + 2 for one dtype */
     int hist;                 /* also bin each pair's changed elements (ScanReport.hists) */
+    int device;               /* ScanDevice (kernels/scan_cuda.h), resolved: SCAN_DEVICE_CPU (0,
+                                 the default) or SCAN_DEVICE_CUDA */
 } ScanOptions;
 
 typedef struct ScanReport {

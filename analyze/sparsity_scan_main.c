@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "analyze/cmdline.h"
+#include "kernels/scan_cuda.h"
 #include "analyze/grouping.h"
 #include "analyze/maps.h"
 #include "analyze/progress.h"
@@ -69,6 +70,8 @@ static void usage(FILE *f)
 "                     base bits / changed at the last step (JSON sparsity-series/1;\n"
 "                     takes --tol, --rtol, --json, --h5, --group-regex, --threads,\n"
 "                     --quiet; numel/8 bytes of memory for the split)\n"
+"  --device D         cpu, cuda or auto (default cpu; auto: CUDA when a GPU is present).\n"
+"                     The CUDA scan gives the same counts (docs/cuda.md)\n"
 "  --threads N        worker threads, at most %d (default 0: all cores; under\n"
 "                     mpirun -np N, the node's cores shared by its ranks: docs/mpi.md)\n"
 "  --rank             also the rank of each 2-D update B - A: numerical, 99%%-energy,\n"
@@ -244,7 +247,7 @@ static int main_maps(uint64_t head_dim, char *source, double stripe_k, int keep_
 static int scan_main(int argc, char **argv)
 {
     enum { OPT_TOL = 256, OPT_RTOL, OPT_JSON, OPT_TOP, OPT_THREADS, OPT_SKIP, OPT_QUIET, OPT_VERSION,
-           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS, OPT_SERIES, OPT_DELTA_DTYPE, OPT_HIST,
+           OPT_BY_LAYER, OPT_GROUP_REGEX, OPT_H5, OPT_MASKS, OPT_SERIES, OPT_DELTA_DTYPE, OPT_HIST, OPT_DEVICE,
            OPT_RANK, OPT_RANK_K, OPT_RANK_ANGLES, OPT_MAPS, OPT_HEAD_DIM, OPT_STRIPE_K };
     static const struct option longopts[] = {
         {"tol", required_argument, NULL, OPT_TOL},
@@ -259,6 +262,7 @@ static int scan_main(int argc, char **argv)
         {"h5", required_argument, NULL, OPT_H5},
         {"masks", no_argument, NULL, OPT_MASKS},
         {"hist", no_argument, NULL, OPT_HIST},
+        {"device", required_argument, NULL, OPT_DEVICE},
         {"series", required_argument, NULL, OPT_SERIES},
         {"delta-dtype", required_argument, NULL, OPT_DELTA_DTYPE},
         {"rank", no_argument, NULL, OPT_RANK},
@@ -320,6 +324,14 @@ static int scan_main(int argc, char **argv)
             break;
         case OPT_MASKS: opt.masks = 1; break;
         case OPT_HIST: opt.hist = 1; break;
+        case OPT_DEVICE: {
+            ScanDevice dev;
+            SsError derr = {0};
+            if (scan_device_parse(optarg, &dev, &derr) != 0)
+                return usage_error("--device: %s", derr.msg);
+            opt.device = (int)scan_device_resolve(dev);
+            break;
+        }
         case OPT_RANK: rank = 1; break;
         case OPT_RANK_K:
             if (parse_count(optarg, "--rank-k", RANK_MAX_K, &rank_k))

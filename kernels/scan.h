@@ -1,6 +1,7 @@
 /* The scan pass: for pairs of equally typed and shaped tensors A and B, count what changed.
  *
- * One C API, two backends: scan_cpu.c (SIMD chosen at run time, threads) and, later, scan.cu.
+ * One C API, two backends: scan_cpu.c (SIMD chosen at run time, threads) and scan_cuda.cu
+ * (kernels/scan_cuda.h: the same integer results; compiled, not yet run on a GPU).
  * The definitions (docs/metrics.md) for a pair of elements a, b:
  *   changed       stored bits differ, except that +0 and -0 of a float type are equal;
  *   nonfinite     a or b is NaN or +-Inf;

@@ -17,9 +17,8 @@
 #include "formats/dtype_convert.h"
 #include "formats/ss_error.h"
 #include "kernels/scan.h"
+#include "kernels/scan_elem.h"
 #include "kernels/scan_isa.h"
-
-#define HIST_SIG_ONE ((uint64_t)1 << 52)
 
 /* ---- ranges ---- */
 
@@ -178,22 +177,6 @@ int scan_hist_rel_used(const ScanHist *h, int32_t *lo, int32_t *hi)
 
 /* ---- the block ---- */
 
-/* x > 0, finite: *e = floor(log2 x), returns the significand as an integer in [2^52, 2^53). */
-static inline uint64_t hist_split(double x, int32_t *e)
-{
-    uint64_t bits;
-    memcpy(&bits, &x, sizeof bits);
-    uint64_t man = bits & (HIST_SIG_ONE - 1);
-    int32_t be = (int32_t)(bits >> 52) & 0x7ff;
-    if (be == 0) { /* subnormal: man * 2^-1074 */
-        int s = __builtin_clzll(man) - 11;
-        *e = -1022 - s;
-        return man << s;
-    }
-    *e = be - 1023;
-    return man | HIST_SIG_ONE;
-}
-
 /* Where hist_pair counts: out's count and pow2 bins, indexed by exponent (the pointers are offset
  * by the low end of out's range), and out for the rare totals. */
 typedef struct HistSink {
@@ -201,41 +184,23 @@ typedef struct HistSink {
     ScanHist *out;
 } HistSink;
 
-/* Bins one changed pair. The rare cases (a NaN or Inf, a zero difference) branch; the common one
- * is integer work on the bits and four branch-free adds (one-ulp changes are exact powers of two:
- * common, so the pow2 tests must not be branches). */
+/* Bins one changed pair (the rule: scan_elem_hist_bin; inlined, the common case stays four
+ * branch-free adds). */
 static inline void hist_pair(double da, double db, const HistSink *k)
 {
-    if (__builtin_expect(!isfinite(da) || !isfinite(db), 0)) {
-        k->out->nonfinite_changed++;
+    ScanElemBin bin;
+    int kind = scan_elem_hist_bin(da, db, &bin);
+    if (__builtin_expect(kind != SCAN_BIN_OK, 0)) {
+        if (kind == SCAN_BIN_NONFINITE)
+            k->out->nonfinite_changed++;
+        else
+            k->out->zero_delta++;
         return;
     }
-    double d = fabs(db - da);
-    int32_t up = 0;
-    if (__builtin_expect(d == 0, 0)) {
-        k->out->zero_delta++;
-        return;
-    }
-    if (__builtin_expect(isinf(d), 0)) { /* F64 near its limits: halves, exact scaling */
-        d = fabs(db * 0.5 - da * 0.5);
-        up = 1;
-    }
-    uint64_t ua, ub; /* magnitudes order like their bits: the max without a branch */
-    memcpy(&ua, &da, 8);
-    memcpy(&ub, &db, 8);
-    ua &= ~(1ull << 63);
-    ub &= ~(1ull << 63);
-    uint64_t um = ua > ub ? ua : ub;
-    double m;
-    memcpy(&m, &um, 8);
-    int32_t ed, em;
-    uint64_t sd = hist_split(d, &ed), sm = hist_split(m, &em);
-    ed += up;
-    int32_t kr = ed - em - (int32_t)(sd < sm);
-    k->abs[ed]++;
-    k->abs_pow2[ed] += (uint64_t)(sd == HIST_SIG_ONE);
-    k->rel[kr]++;
-    k->rel_pow2[kr] += (uint64_t)(sd == sm);
+    k->abs[bin.abs_e]++;
+    k->abs_pow2[bin.abs_e] += bin.abs_pow2;
+    k->rel[bin.rel_k]++;
+    k->rel_pow2[bin.rel_k] += bin.rel_pow2;
 }
 
 /* The vector path counts into HIST_BANKS banks of at most HIST_BANK_BINS bins a side (see

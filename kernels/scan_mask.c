@@ -13,19 +13,8 @@
 #include <string.h>
 
 #include "kernels/scan.h"
+#include "kernels/scan_elem.h"
 #include "kernels/scan_isa.h"
-
-/* Magnitude bits of dt's storage word (all bits for integer and BOOL types). */
-static uint64_t mask_magnitude(DType dt)
-{
-    switch (dt) {
-    case DT_F8_E4M3: case DT_F8_E5M2: return 0x7Full;
-    case DT_F16: case DT_BF16: return 0x7FFFull;
-    case DT_F32: return 0x7FFFFFFFull;
-    case DT_F64: return 0x7FFFFFFFFFFFFFFFull;
-    default: return ~0ull;
-    }
-}
 
 static uint64_t mask_word(const uint8_t *p, size_t es, size_t i)
 {
@@ -42,13 +31,13 @@ static void mask_range_portable(DType dt, const uint8_t *a, const uint8_t *b, si
                                 uint8_t *mask)
 {
     size_t es = dtype_size(dt);
-    uint64_t mag = mask_magnitude(dt);
+    const uint64_t mag = scan_elem_magnitude(dt);
     for (size_t i = i0; i < n; i += 8) {
         unsigned byte = 0;
         size_t end = n - i < 8 ? n - i : 8;
         for (size_t k = 0; k < end; k++) {
             uint64_t x = mask_word(a, es, i + k), y = mask_word(b, es, i + k);
-            byte |= (unsigned)(x != y && ((x | y) & mag) != 0) << k;
+            byte |= (unsigned)scan_elem_mask_bit_mag(mag, x, y) << k;
         }
         mask[i / 8] = (uint8_t)byte;
     }
@@ -68,7 +57,7 @@ void scan_mask_block_avx512(DType dt, const void *a, const void *b, size_t n, ui
 {
     const uint8_t *pa = a, *pb = b;
     size_t es = dtype_size(dt), i = 0;
-    uint64_t mag = mask_magnitude(dt);
+    uint64_t mag = scan_elem_magnitude(dt);
     switch (es) {
     case 1: {
         __m512i m = _mm512_set1_epi8((char)mag);
@@ -129,7 +118,7 @@ void scan_mask_block_avx2(DType dt, const void *a, const void *b, size_t n, uint
 {
     const uint8_t *pa = a, *pb = b;
     size_t es = dtype_size(dt), i = 0;
-    uint64_t mag = mask_magnitude(dt);
+    uint64_t mag = scan_elem_magnitude(dt);
     switch (es) {
     case 1: {
         __m256i m = _mm256_set1_epi8((char)mag);

@@ -47,4 +47,8 @@ int svd_values(float *a, size_t m, size_t n, float *s, float *u, SsError *err);
 int svd_topk(const float *a, size_t m, size_t n, size_t k, const SvdRandOptions *opt, float *s,
              float *u, SsError *err);
 
+/* Fills g[0..count) with standard normal values (splitmix64 draws from seed, Box-Muller): the
+ * randomized SVD's test matrix, the same on the CPU and the CUDA backend. */
+void svd_fill_gaussian(float *g, size_t count, uint64_t seed);
+
 #endif

@@ -53,8 +53,7 @@ static uint64_t svd_next_u64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-/* Fills g[0..count) with standard normal values (Box-Muller). */
-static void svd_fill_gaussian(float *g, size_t count, uint64_t seed)
+void svd_fill_gaussian(float *g, size_t count, uint64_t seed)
 {
     uint64_t st = seed;
     for (size_t i = 0; i < count; i += 2) {

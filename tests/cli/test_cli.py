@@ -675,7 +675,34 @@ def case_threads(ctx):
             ctx.fail('--threads %s: JSON differs from --threads 1' % th)
 
 
+def case_device(ctx):
+    """--device: cpu and auto give the CPU's JSON where there is no GPU (auto picks the GPU when
+    one is present, and the counts must then be the same); cuda without a usable GPU is exit 1
+    with one line naming the reason; an unknown name is exit 1."""
+    pa, pb, _, _ = big_pair(ctx)
+    rc, base, err = ctx.run([pa, pb, '--json', '--quiet'])
+    if rc != 0:
+        ctx.fail('plain run: exit %d (%r)' % (rc, err.strip()))
+        return
+    for dev in ('cpu', 'auto'):
+        rc, out, err = ctx.run([pa, pb, '--json', '--quiet', '--device', dev])
+        if rc != 0:
+            ctx.fail('--device %s: exit %d (%r)' % (dev, rc, err.strip()))
+        elif L.loads_strict(out)['totals'] != L.loads_strict(base)['totals']:
+            ctx.fail('--device %s: totals differ from the default run' % dev)
+    rc, out, err = ctx.run([pa, pb, '--json', '--quiet', '--device', 'cuda'])
+    if rc == 0:
+        if L.loads_strict(out)['totals'] != L.loads_strict(base)['totals']:
+            ctx.fail('--device cuda: totals differ from the CPU run')
+    elif rc != 1 or 'CUDA' not in err or out:
+        ctx.fail('--device cuda without a GPU: exit %d, stderr %r, stdout %r' % (rc, err, out[:80]))
+    rc, out, err = ctx.run([pa, pb, '--device', 'tpu'])
+    if rc != 1 or 'tpu' not in err:
+        ctx.fail('--device tpu: exit %d (%r)' % (rc, err.strip()))
+
+
 CASES = {
+    'device': case_device,
     'usage': case_usage, 'help': case_help, 'version': case_version,
     'missing_file': case_missing_file, 'malformed': case_malformed, 'mismatch': case_mismatch,
     'skip_mismatched': case_skip_mismatched, 'table': case_table, 'quiet': case_quiet,
