@@ -4,7 +4,9 @@
 #
 #   1. configures a fresh build with -Dcuda=enabled and builds only what the steps below run;
 #   2. stops cleanly (exit 77, "no GPU") when the CUDA runtime sees no device;
-#   3. runs the gpu test suite (tests/gpu: device query, scan_cuda vs the CPU, svd_cuda vs LAPACK);
+#   3. runs the gpu test suite (tests/gpu: device query, scan_cuda vs the CPU, svd_cuda vs LAPACK,
+#      train_ops_cuda: the trainer's CUDA ops vs their CPU twins and the CUDA model step's loss
+#      and gradients vs the CPU model, which also times a training step: f32 and bf16 GEMMs);
 #   4. measures copy bandwidths (bench/cuda_bandwidth: pinned and pageable H2D, D2H, D2D);
 #   5. times the scan kernel on device-resident data against D2D bandwidth, the end-to-end scan
 #      from host memory against pinned H2D bandwidth, and the CPU scan, on a BF16 pair of
@@ -39,7 +41,7 @@ say "configuring $BUILD (-Dcuda=enabled)"
 timeout 180 meson setup "$BUILD" -Dcuda=enabled -Dbuildtype=release >"$LOGS/setup.log" 2>&1 \
     || { tail -20 "$LOGS/setup.log"; die "meson setup (log: $LOGS/setup.log)"; }
 TARGETS="tests/gpu/test_cuda_device tests/gpu/test_scan_cuda tests/gpu/test_svd_cuda
-         bench/cuda_bandwidth bench/cuda_scan_bench"
+         tests/gpu/test_train_ops_cuda bench/cuda_bandwidth bench/cuda_scan_bench"
 say "building: $(echo $TARGETS)"
 # shellcheck disable=SC2086
 timeout 300 ninja -C "$BUILD" $TARGETS >"$LOGS/build.log" 2>&1 \
@@ -67,6 +69,11 @@ TESTS_RC=$?
 grep -E '^ *[0-9]+/[0-9]+ |^Ok:|^Fail:|^Skipped:|^Timeout:' "$LOGS/tests.log"
 [ "$TESTS_RC" -eq 0 ] || { tail -40 "$LOGS/tests.log"; say "gpu suite FAILED (continuing to the benchmarks)"; }
 
+# The training-step lines train_ops_cuda printed (meson keeps every test's stdout in testlog.txt).
+grep -E '^(RESULT train_step|model .*worst)' "$BUILD/meson-logs/testlog.txt" \
+    >"$LOGS/train_ops.txt" 2>/dev/null
+cat "$LOGS/train_ops.txt"
+
 # ---- 4. copy bandwidth ----------------------------------------------------------------------
 say "copy bandwidth"
 timeout 60 "$BUILD/bench/cuda_bandwidth" --mib 1024 --reps 5 >"$LOGS/bandwidth.txt" 2>&1 \
@@ -84,7 +91,8 @@ timeout 200 "$BUILD/bench/cuda_scan_bench" --no-scan --svd-n "$SVD_N" --svd-gpu 
 cat "$LOGS/svd.txt"
 
 # ---- 6. the table ---------------------------------------------------------------------------
-val() { grep -h "^RESULT $1 " "$LOGS/bandwidth.txt" "$LOGS/scan.txt" "$LOGS/svd.txt" 2>/dev/null \
+val() { grep -h "^RESULT $1 " "$LOGS/bandwidth.txt" "$LOGS/scan.txt" "$LOGS/svd.txt" \
+        "$LOGS/train_ops.txt" 2>/dev/null \
         | head -1 | cut -d' ' -f3-; }
 echo
 echo "== CUDA summary ($(head -1 "$LOGS/device.txt"))"
@@ -101,6 +109,9 @@ printf '%-34s %s\n' "GPU counts == CPU counts" "$(val counts_match)"
 printf '%-34s %s\n' "spectrum ${SVD_N}^2 cuSOLVER" "$(val "svd_gpu_$SVD_N")"
 printf '%-34s %s\n' "spectrum ${SVD_N}^2 LAPACK" "$(val "svd_cpu_$SVD_N")"
 printf '%-34s %s\n' "spectra max difference" "$(val svd_max_rel_diff)"
+printf '%-34s %s\n' "train step, f32 GEMMs" "$(val train_step_f32)"
+printf '%-34s %s\n' "train step, bf16 GEMMs" "$(val train_step_bf16)"
+printf '%-34s %s\n' "train step, CPU model" "$(val train_step_cpu)"
 printf '%-34s %s\n' "wall time of run.sh" "$(($(date +%s) - START)) s"
 [ "$TESTS_RC" -eq 0 ] || exit 1
 exit 0
