@@ -56,15 +56,12 @@ say "supervised warm-up: $task, ${sft_args[*]}"
 common=(--init "$out/base" --steps "$grpo_steps" --snapshot-every "$snap_every"
         --eval-every "$eval_every" --eval-size "$eval_size" --seed "$seed" --threads "$threads"
         --save-master)
-runs=(sgd adamw)
+runs=(sgd adamw lora-r1)
 declare -A run_args=(
   [sgd]="--optimizer sgd --lr 0.03"
   [adamw]="--optimizer adamw --lr 1e-5"
+  [lora-r1]="--optimizer adamw --lr 1e-4 --lora-rank 1 --lora-alpha 32"
 )
-if "$train" --help | grep -q -- "--lora-rank"; then
-  runs+=(lora-r1)
-  run_args[lora-r1]="--optimizer adamw --lr 1e-4 --lora-rank 1 --lora-alpha 32"
-fi
 for r in "${runs[@]}"; do
   say "GRPO: $r (${run_args[$r]})"
   # shellcheck disable=SC2086
@@ -91,13 +88,10 @@ say "overlap of the changed sets"
 "$bin/analyze/sparsity-overlap" "${h5s[@]}" --any-base --h5 "$a/overlap.h5" --json \
   > "$a/overlap.json"
 
-compares=()
-if [[ " ${runs[*]} " == *" lora-r1 "* ]]; then
-  say "comparing the SGD update with the rank-1 LoRA update"
-  "$bin/analyze/sparsity-compare" "$out/sgd@base" "$out/sgd@latest" "$out/lora-r1@latest" \
-    --json --quiet > "$a/compare-sgd-lora.json"
-  compares+=(--compare "SGD vs rank-1 LoRA (merged)=$a/compare-sgd-lora.json")
-fi
+say "comparing the SGD update with the rank-1 LoRA and the AdamW updates"
+"$bin/analyze/sparsity-compare" "$out/sgd@base" "$out/sgd@latest" "$out/lora-r1@latest" \
+  --json --quiet > "$a/compare-sgd-lora.json"
+compares=(--compare "SGD vs rank-1 LoRA (merged)=$a/compare-sgd-lora.json")
 "$bin/analyze/sparsity-compare" "$out/sgd@base" "$out/sgd@latest" "$out/adamw@latest" \
   --json --quiet > "$a/compare-sgd-adamw.json"
 compares+=(--compare "SGD vs AdamW=$a/compare-sgd-adamw.json")

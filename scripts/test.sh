@@ -2,7 +2,8 @@
 # Runs the whole test suite twice and ends with the line "N passed, N failed, N skipped" counting
 # both runs:
 #   1. in BUILD_DIR (default build: the release build), after installing missing packages and the
-#      PyPI `safetensors` oracle into <build>/pydeps;
+#      PyPI oracles (`safetensors`; `tokenizers` and `transformers` for tests/train_hf) into
+#      <build>/pydeps;
 #   2. in SAN_BUILD_DIR (default build-asan), configured on first use with
 #      -Db_sanitize=address,undefined -Dbuildtype=debug -Dcuda=disabled, so that every test also
 #      runs under AddressSanitizer (leaks included) and UndefinedBehaviorSanitizer. The suites
@@ -19,16 +20,22 @@ san_opts=(-Db_sanitize=address,undefined -Dbuildtype=debug -Dcuda=disabled)
 passed=0 failed=0 skipped=0
 summary() { echo "$passed passed, $failed failed, $skipped skipped"; }
 
-# Installs the safetensors oracle into $1/pydeps (copied from the first build when it has it).
+# Installs the safetensors oracle, and the tokenizers / transformers oracles of tests/train_hf
+# (versions that work with Debian's torch 1.13; --no-deps keeps Debian's numpy and torch), into
+# $1/pydeps (copied from the first build when it has them). Only safetensors is required: the
+# train_hf tests skip themselves without the others.
 pydeps() {
-  if PYTHONPATH="$1/pydeps" /usr/bin/python3 -c "import safetensors" 2>/dev/null; then
+  if PYTHONPATH="$1/pydeps" /usr/bin/python3 -c "import safetensors, tokenizers, transformers" \
+       2>/dev/null; then
     return 0
   fi
   if [ "$1" != "$build_dir" ] && [ -d "$build_dir/pydeps" ]; then
     rm -rf "$1/pydeps" && cp -r "$build_dir/pydeps" "$1/pydeps"
   else
-    /usr/bin/python3 -m pip install -q --disable-pip-version-check --target "$1/pydeps" \
-      safetensors 2>&1 | grep -v "Running pip as the 'root' user" >&2
+    /usr/bin/python3 -m pip install -q --disable-pip-version-check --no-deps --target "$1/pydeps" \
+      safetensors transformers==4.44.2 tokenizers==0.19.1 huggingface_hub==0.24.7 \
+      regex==2024.7.24 tqdm==4.66.5 packaging==24.1 filelock==3.15.4 fsspec==2024.6.1 2>&1 |
+      grep -v "Running pip as the 'root' user" >&2
   fi
   if ! PYTHONPATH="$1/pydeps" /usr/bin/python3 -c "import safetensors" 2>/dev/null; then
     echo "test.sh: cannot install the safetensors oracle from PyPI into $1/pydeps" >&2

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ static const char usage_text[] =
 "  --max-grad-norm X      clip the global gradient norm (default 1.0; 0: off)\n"
 "\n"
 "sft options:\n"
+"  --init HF_DIR          fine-tune a Hugging Face Qwen3/Qwen2/Llama folder instead\n"
 "  --preset tiny|small    model size (default tiny: about 0.8M parameters; small: 3.2M)\n"
 "  --config FILE          a config.json instead of a preset\n"
 "  --layers N --hidden H --intermediate I --heads Q --kv-heads K --head-dim D\n"
@@ -50,7 +52,8 @@ static const char usage_text[] =
 "  --target-acc X         stop once eval accuracy reaches X (default 0: run all steps)\n"
 "\n"
 "grpo options:\n"
-"  --init BASE            the model folder to start from (config.json + safetensors)\n"
+"  --init BASE            the model folder to start from (config.json + safetensors; with\n"
+"                         tokenizer.json: text prompts, \\boxed{} answers)\n"
 "  --prompts P            prompts per step (default 8)\n"
 "  --group G              samples per prompt (default 8)\n"
 "  --max-new N            response length cap in tokens (default: the task's longest answer + 4)\n"
@@ -114,6 +117,15 @@ static const struct option long_opts[] = {
     {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"mask", required_argument, 0, O_MASK},
     {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
 
+/* --help: the usage on stdout, exit status 0 even when the reader stops early (`grpo-train --help
+ * | grep -q ...` under pipefail: no SIGPIPE death once grep has seen its match). */
+static int print_usage(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    fputs(usage_text, stdout);
+    return 0;
+}
+
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "grpo-train: ");
@@ -162,10 +174,8 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage_error("%s", "missing command: sft or grpo");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return print_usage();
     if (strcmp(argv[1], "--version") == 0) {
         printf("grpo-train %s\n", SS_VERSION);
         return 0;
@@ -190,7 +200,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     struct { int opt; long v; } dims[16];
     int ndims = 0;
-    bool untied = false;
+    bool untied = false, preset_given = false;
     long lv;
     double dv;
 
@@ -279,6 +289,7 @@ int main(int argc, char **argv)
         case O_PRESET:
             if (train_model_preset(optarg, &o.model, &err) != 0)
                 return usage_error("%s", err.msg);
+            preset_given = true;
             break;
         case O_CONFIG: config_path = optarg; break;
         case O_LAYERS: case O_HIDDEN: case O_INTER: case O_HEADS: case O_KV: case O_HEAD_DIM:
@@ -358,7 +369,7 @@ int main(int argc, char **argv)
             o.lora_alpha = dv;
             break;
         case O_MASK: o.mask_path = optarg; break;
-        case O_HELP: fputs(usage_text, stdout); return 0;
+        case O_HELP: return print_usage();
         case O_VERSION: printf("grpo-train %s\n", SS_VERSION); return 0;
         default: return usage_error("%s", "bad option");
         }
@@ -367,9 +378,12 @@ int main(int argc, char **argv)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (!o.out)
         return usage_error("%s", "missing -o OUT");
-    if (sft && (o.init || o.resume || o.lora_rank || o.lora_alpha > 0 || o.mask_path))
-        return usage_error("%s", "--init, --resume, --lora-rank, --lora-alpha and --mask are grpo "
+    if (sft && (o.resume || o.lora_rank || o.lora_alpha > 0 || o.mask_path))
+        return usage_error("%s", "--resume, --lora-rank, --lora-alpha and --mask are grpo "
                            "options");
+    if (sft && o.init && (config_path || ndims || untied || preset_given))
+        return usage_error("%s", "sft --init takes the model from the folder; --preset, --config "
+                           "and the size options do not apply");
     if (o.lora_alpha > 0 && o.lora_rank == 0)
         return usage_error("%s", "--lora-alpha needs --lora-rank");
     if (o.lora_rank > 0 && o.mask_path)

@@ -1,7 +1,7 @@
-/* The model's shape: config validation, the tensor table (HF names and shapes, one float buffer),
- * lookup by name, and the random init. The forward pass is in model_forward.c, the backward pass
- * in model_backward.c, the sampler in model_sample.c, checkpoints in model_io.c and
- * model_config.c. */
+/* The model's shape: config validation, the tensor table (HF names and shapes, one float buffer;
+ * the qwen3, qwen2 and llama variants), lookup by name, and the random init. The forward pass is
+ * in model_forward.c, the backward pass in model_backward.c, the sampler in model_sample.c,
+ * checkpoints in model_io.c and model_config.c. */
 #include "train/model_internal.h"
 #include "train/rng.h"
 
@@ -29,6 +29,15 @@ ModelDims model_dims(const ModelConfig *c)
     return d;
 }
 
+const char *model_arch_name(ModelArch arch)
+{
+    switch (arch) {
+    case MODEL_ARCH_QWEN2: return "qwen2";
+    case MODEL_ARCH_LLAMA: return "llama";
+    default: return "qwen3";
+    }
+}
+
 static bool mul_ok(size_t a, size_t b, size_t *out)
 {
     return !__builtin_mul_overflow(a, b, out);
@@ -45,7 +54,9 @@ static size_t count_params(const ModelConfig *c)
         if (!mul_ok(rows[i], cols[i], &t) || __builtin_add_overflow(per_layer, t, &per_layer))
             return 0;
     }
-    if (__builtin_add_overflow(per_layer, 2 * d.H + 2 * d.D, &per_layer))
+    size_t extra = 2 * d.H + (model_arch_qk_norm(c->arch) ? 2 * d.D : 0) +
+                   (model_arch_qkv_bias(c->arch) ? d.QKV : 0);
+    if (__builtin_add_overflow(per_layer, extra, &per_layer))
         return 0;
     size_t total, emb;
     if (!mul_ok(per_layer, d.L, &total) || !mul_ok(d.V, d.H, &emb))
@@ -61,6 +72,8 @@ int model_config_validate(const ModelConfig *c, SsError *err)
 {
     if (!c)
         return ss_err(err, SS_EUSAGE, "model config: missing");
+    if (c->arch != MODEL_ARCH_QWEN3 && c->arch != MODEL_ARCH_QWEN2 && c->arch != MODEL_ARCH_LLAMA)
+        return ss_err(err, SS_EUSAGE, "model config: unknown architecture %d", (int)c->arch);
     const struct { const char *name; int v; } f[] = {
         {"vocab_size", c->vocab_size}, {"hidden_size", c->hidden_size},
         {"intermediate_size", c->intermediate_size}, {"num_hidden_layers", c->num_hidden_layers},
@@ -114,7 +127,7 @@ int model_create(const ModelConfig *cfg, Model **out, SsError *err)
     ModelDims d = model_dims(cfg);
     Model *m = calloc(1, sizeof *m);
     ModelImpl *im = calloc(1, sizeof *im);
-    size_t cap = 3 + 11 * d.L;
+    size_t cap = 3 + 14 * d.L;
     if (m)
         m->tensors = calloc(cap, sizeof *m->tensors);
     if (im)
@@ -130,6 +143,8 @@ int model_create(const ModelConfig *cfg, Model **out, SsError *err)
     }
     m->cfg = *cfg;
     m->impl_ = im;
+    im->qk_norm = model_arch_qk_norm(cfg->arch);
+    im->qkv_bias = model_arch_qkv_bias(cfg->arch);
     size_t off = 0;
     char name[96];
     im->embed = off;
@@ -147,9 +162,16 @@ int model_create(const ModelConfig *cfg, Model **out, SsError *err)
         LAYER_TENSOR(&lo->wqkv, "self_attn.q_proj.weight", 2, d.QD, d.H);
         LAYER_TENSOR(NULL, "self_attn.k_proj.weight", 2, d.KD, d.H);
         LAYER_TENSOR(NULL, "self_attn.v_proj.weight", 2, d.KD, d.H);
+        if (im->qkv_bias) {
+            LAYER_TENSOR(&lo->bqkv, "self_attn.q_proj.bias", 1, d.QD, 0);
+            LAYER_TENSOR(NULL, "self_attn.k_proj.bias", 1, d.KD, 0);
+            LAYER_TENSOR(NULL, "self_attn.v_proj.bias", 1, d.KD, 0);
+        }
         LAYER_TENSOR(&lo->wo, "self_attn.o_proj.weight", 2, d.H, d.QD);
-        LAYER_TENSOR(&lo->q_norm, "self_attn.q_norm.weight", 1, d.D, 0);
-        LAYER_TENSOR(&lo->k_norm, "self_attn.k_norm.weight", 1, d.D, 0);
+        if (im->qk_norm) {
+            LAYER_TENSOR(&lo->q_norm, "self_attn.q_norm.weight", 1, d.D, 0);
+            LAYER_TENSOR(&lo->k_norm, "self_attn.k_norm.weight", 1, d.D, 0);
+        }
         LAYER_TENSOR(&lo->post_norm, "post_attention_layernorm.weight", 1, d.H, 0);
         LAYER_TENSOR(&lo->wgu, "mlp.gate_proj.weight", 2, d.I, d.H);
         LAYER_TENSOR(NULL, "mlp.up_proj.weight", 2, d.I, d.H);
@@ -195,8 +217,10 @@ void model_init_params(const Model *m, float *params, uint64_t seed)
         const ModelTensor *t = &m->tensors[i];
         float *p = params + t->offset;
         if (t->ndim == 1) {
+            size_t nl = strlen(t->name);
+            float v = nl > 5 && strcmp(t->name + nl - 5, ".bias") == 0 ? 0.0f : 1.0f;
             for (size_t j = 0; j < t->numel; j++)
-                p[j] = 1.0f;
+                p[j] = v;
             continue;
         }
         uint64_t key = rng_stream(seed, MODEL_RNG_INIT, i, 0);

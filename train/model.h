@@ -1,4 +1,5 @@
-/* The trainer's model: a Qwen3-style decoder in float32, with a hand-written backward pass.
+/* The trainer's model: a Qwen3-style decoder in float32 (or its Qwen2 and Llama variants), with a
+ * hand-written backward pass.
  *
  * Architecture (as Hugging Face's Qwen3ForCausalLM): token embedding; per layer: RMSNorm,
  * grouped-query attention with per-head RMSNorm on q and k, rotary position embedding (the
@@ -6,6 +7,10 @@
  * output projection, residual; RMSNorm, SwiGLU MLP down(silu(gate(h)) * up(h)), residual; final
  * RMSNorm; lm_head (or the embedding when tied). RMSNorm: x / sqrt(mean(x^2) + eps) * w.
  * No biases. GEMMs go through OpenBLAS (cblas_sgemm).
+ * Variants (ModelConfig.arch, config.json's model_type):
+ *   qwen3  as above (q_norm and k_norm, no biases)
+ *   qwen2  no q_norm / k_norm; biases on q_proj, k_proj and v_proj (Qwen2ForCausalLM)
+ *   llama  no q_norm / k_norm, no biases (LlamaForCausalLM with attention_bias and mlp_bias false)
  *
  * Parameters live in one float32 buffer; a table names each tensor inside it with its Hugging
  * Face name and shape (row-major, as safetensors stores it), so gradients and optimizer state
@@ -15,9 +20,12 @@
  *   model.layers.{l}.self_attn.q_proj.weight       (Q*D, H)
  *   model.layers.{l}.self_attn.k_proj.weight       (K*D, H)
  *   model.layers.{l}.self_attn.v_proj.weight       (K*D, H)
+ *   model.layers.{l}.self_attn.q_proj.bias         (Q*D)    qwen2 only
+ *   model.layers.{l}.self_attn.k_proj.bias         (K*D)    qwen2 only
+ *   model.layers.{l}.self_attn.v_proj.bias         (K*D)    qwen2 only
  *   model.layers.{l}.self_attn.o_proj.weight       (H, Q*D)
- *   model.layers.{l}.self_attn.q_norm.weight       (D)
- *   model.layers.{l}.self_attn.k_norm.weight       (D)
+ *   model.layers.{l}.self_attn.q_norm.weight       (D)      qwen3 only
+ *   model.layers.{l}.self_attn.k_norm.weight       (D)      qwen3 only
  *   model.layers.{l}.post_attention_layernorm.weight (H)
  *   model.layers.{l}.mlp.gate_proj.weight          (I, H)
  *   model.layers.{l}.mlp.up_proj.weight            (I, H)
@@ -40,8 +48,23 @@
 #include "formats/safetensors.h"
 #include "formats/ss_error.h"
 
+/* The architecture variant (config.json's model_type). 0 is qwen3, so a zero-initialized config
+ * is a Qwen3 one. */
+typedef enum ModelArch {
+    MODEL_ARCH_QWEN3 = 0,
+    MODEL_ARCH_QWEN2 = 1,
+    MODEL_ARCH_LLAMA = 2
+} ModelArch;
+
+/* "qwen3", "qwen2" or "llama". */
+const char *model_arch_name(ModelArch arch);
+/* Whether the variant has per-head RMSNorm on q and k (qwen3), and q/k/v_proj biases (qwen2). */
+static inline bool model_arch_qk_norm(ModelArch arch) { return arch == MODEL_ARCH_QWEN3; }
+static inline bool model_arch_qkv_bias(ModelArch arch) { return arch == MODEL_ARCH_QWEN2; }
+
 /* The fields of a Hugging Face config.json that the model uses (Qwen3 names). */
 typedef struct ModelConfig {
+    ModelArch arch;              /* qwen3 (0), qwen2 or llama */
     int vocab_size;              /* V */
     int hidden_size;             /* H */
     int intermediate_size;       /* I */
@@ -59,12 +82,16 @@ typedef struct ModelConfig {
 /* Checks sizes (positive, Q % K == 0, D even, no overflow). SS_EUSAGE when invalid. */
 int model_config_validate(const ModelConfig *cfg, SsError *err);
 
-/* Reads config.json (an HF config of model_type qwen3, or qwen2/llama with head_dim defaulting to
- * H/Q). SS_EINPUT when unreadable or a field is missing or invalid. */
+/* Reads config.json: an HF config of model_type qwen3, qwen2 or llama (head_dim defaults to H/Q,
+ * rope_theta to 10000, rms_norm_eps to 1e-6, tie_word_embeddings to false). SS_EINPUT when
+ * unreadable, a field is missing or invalid, or the config asks for what the model does not
+ * implement: rope_scaling (e.g. llama3's), a hidden_act other than silu, attention_bias or
+ * mlp_bias true on llama / qwen3 (o_proj and MLP biases), sliding-window attention on qwen2. */
 int model_config_read(const char *path, ModelConfig *cfg, SsError *err);
 
-/* Writes an HF config.json (architectures ["Qwen3ForCausalLM"], model_type "qwen3",
- * torch_dtype as given, e.g. "bfloat16") atomically. */
+/* Writes an HF config.json (architectures ["Qwen3ForCausalLM"], model_type "qwen3", or the
+ * Qwen2ForCausalLM / LlamaForCausalLM equivalents by cfg->arch; torch_dtype as given, e.g.
+ * "bfloat16") atomically. */
 int model_config_write(const char *path, const ModelConfig *cfg, const char *torch_dtype,
                        SsError *err);
 
@@ -92,7 +119,8 @@ void model_free(Model *m);
 long model_find(const Model *m, const char *name);
 
 /* Random init as transformers does: linear and embedding weights N(0, initializer_range^2),
- * norm weights 1. A pure function of seed (counter-based, train/rng.h): element j of tensor i
+ * norm weights 1, biases 0. A pure function of seed (counter-based, train/rng.h): element j of
+ * tensor i
  * (its index in m->tensors) is initializer_range * rng_normal(rng_stream(seed, 0x1a17, i, 0), j). */
 void model_init_params(const Model *m, float *params, uint64_t seed);
 

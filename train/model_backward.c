@@ -139,7 +139,8 @@ static void attention_bwd(const ModelDims *d, const ModelLayerActs *la, ModelAct
 }
 
 /* From gradients of the rotated, normed heads (dsrc, rows of nh heads of D, stride ldsrc) to the
- * projections' gradients (ddst, stride lddst), adding the norm weight's gradient to dw. */
+ * projections' gradients (ddst, stride lddst), adding the norm weight's gradient to dw (w and dw
+ * NULL: no per-head norm). */
 static void qk_norm_rope_bwd(float *dsrc, size_t ldsrc, const float *x, size_t ldx,
                              const float *w, const float *rstd, size_t rows, size_t nh, size_t D,
                              const ModelActs *a, size_t T, float *ddst, size_t lddst, float *dw)
@@ -150,6 +151,10 @@ static void qk_norm_rope_bwd(float *dsrc, size_t ldsrc, const float *x, size_t l
         for (size_t h = 0; h < nh; h++) {
             float *dy = dsrc + r * ldsrc + h * D;
             model_rope_row_bwd(dy, a->rope_cos + t * half, a->rope_sin + t * half, D);
+            if (!w) { /* no per-head norm: the rotation was all */
+                memcpy(ddst + r * lddst + h * D, dy, D * sizeof(float));
+                continue;
+            }
             model_rmsnorm_bwd_row(dy, x + r * ldx + h * D, w, rstd[r * nh + h], D,
                                   ddst + r * lddst + h * D, dw, 0);
         }
@@ -202,10 +207,20 @@ void model_backward(const Model *m, const float *params, ModelActs *a, const flo
         model_gemm(1, 0, d.H, d.QD, N, 1, a->dx, d.H, la->ctx, d.QD, 1, grads + lo->wo, d.QD);
         model_gemm(0, 0, N, d.QD, d.H, 1, a->dx, d.H, params + lo->wo, d.QD, 0, a->dctx, d.QD);
         attention_bwd(&d, la, a, B, T);
-        qk_norm_rope_bwd(a->dq, d.QD, la->qkv, d.QKV, params + lo->q_norm, la->qrs, N, d.Q, d.D,
-                         a, T, a->dqkv, d.QKV, grads + lo->q_norm);
-        qk_norm_rope_bwd(a->dk, d.KD, la->qkv + d.QD, d.QKV, params + lo->k_norm, la->krs, N,
-                         d.K, d.D, a, T, a->dqkv + d.QD, d.QKV, grads + lo->k_norm);
+        qk_norm_rope_bwd(a->dq, d.QD, la->qkv, d.QKV, model_qnorm(im, params, l), la->qrs, N,
+                         d.Q, d.D, a, T, a->dqkv, d.QKV,
+                         im->qk_norm ? grads + lo->q_norm : NULL);
+        qk_norm_rope_bwd(a->dk, d.KD, la->qkv + d.QD, d.QKV, model_knorm(im, params, l), la->krs,
+                         N, d.K, d.D, a, T, a->dqkv + d.QD, d.QKV,
+                         im->qk_norm ? grads + lo->k_norm : NULL);
+        if (im->qkv_bias) { /* the q/k/v biases: column sums of dqkv, rows in order */
+            float *gb = grads + lo->bqkv;
+            for (size_t n = 0; n < N; n++) {
+                const float *dr = a->dqkv + n * d.QKV;
+                for (size_t j = 0; j < d.QKV; j++)
+                    gb[j] += dr[j];
+            }
+        }
         model_rmsnorm_apply(la->x, params + lo->in_norm, la->rstd1, N, d.H, a->h);
         model_gemm(1, 0, d.QKV, d.H, N, 1, a->dqkv, d.QKV, a->h, d.H, 1, grads + lo->wqkv, d.H);
         model_gemm(0, 0, N, d.H, d.QKV, 1, a->dqkv, d.QKV, params + lo->wqkv, d.H, 0, a->dh, d.H);

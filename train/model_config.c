@@ -1,5 +1,5 @@
-/* config.json: reading the fields of a Hugging Face Qwen3 (or Qwen2 / Llama) config into a
- * ModelConfig, and writing a Qwen3 config.json atomically. */
+/* config.json: reading the fields of a Hugging Face Qwen3, Qwen2 or Llama config into a
+ * ModelConfig (refusing what the model does not implement), and writing one atomically. */
 #include "train/model.h"
 
 #include "formats/atomic_file.h"
@@ -66,10 +66,32 @@ int model_config_read(const char *path, ModelConfig *cfg, SsError *err)
                     type ? type : "(not a string)");
         goto done;
     }
+    cfg->arch = !type || strcmp(type, "qwen3") == 0 ? MODEL_ARCH_QWEN3
+                : strcmp(type, "qwen2") == 0        ? MODEL_ARCH_QWEN2
+                                                    : MODEL_ARCH_LLAMA;
     json_t *rs = json_object_get(root, "rope_scaling");
     if (rs && !json_is_null(rs)) {
-        rc = ss_err(err, SS_EINPUT, "%s: rope_scaling is not supported", path);
+        rc = ss_err(err, SS_EINPUT, "%s: rope_scaling is not supported (only plain rotary "
+                    "embedding; set it to null)", path);
         goto done;
+    }
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && !json_is_null(act) &&
+        (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
+        rc = ss_err(err, SS_EINPUT, "%s: hidden_act must be silu", path);
+        goto done;
+    }
+    /* qwen2 has q/k/v biases whatever the config says; attention_bias on llama and qwen3 also
+     * puts a bias on o_proj, and mlp_bias on the MLP: neither is implemented. */
+    const char *unsupported[] = {"attention_bias", "mlp_bias", "use_sliding_window"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(root, unsupported[i]);
+        bool applies = i == 2 ? cfg->arch == MODEL_ARCH_QWEN2 : cfg->arch != MODEL_ARCH_QWEN2;
+        if (applies && v && json_is_true(v)) {
+            rc = ss_err(err, SS_EINPUT, "%s: %s true is not supported for model_type %s", path,
+                        unsupported[i], model_arch_name(cfg->arch));
+            goto done;
+        }
     }
     if ((rc = get_int(root, path, "vocab_size", -1, &cfg->vocab_size, err)) ||
         (rc = get_int(root, path, "hidden_size", -1, &cfg->hidden_size, err)) ||
@@ -152,13 +174,21 @@ int model_config_write(const char *path, const ModelConfig *cfg, const char *tor
     int rc = model_config_validate(cfg, err);
     if (rc)
         return ss_err_prefix(err, "%s", path);
+    const char *arch_class = cfg->arch == MODEL_ARCH_QWEN2   ? "Qwen2ForCausalLM"
+                             : cfg->arch == MODEL_ARCH_LLAMA ? "LlamaForCausalLM"
+                                                             : "Qwen3ForCausalLM";
     json_t *c = json_object(), *arch = json_array();
-    int bad = !c || !arch || json_array_append_new(arch, json_string("Qwen3ForCausalLM"));
+    int bad = !c || !arch || json_array_append_new(arch, json_string(arch_class));
     if (!bad) {
         bad |= json_object_set_new(c, "architectures", arch);
         arch = NULL;
     }
-    bad |= json_object_set_new(c, "attention_bias", json_false());
+    if (cfg->arch == MODEL_ARCH_QWEN2)
+        bad |= json_object_set_new(c, "use_sliding_window", json_false());
+    else
+        bad |= json_object_set_new(c, "attention_bias", json_false());
+    if (cfg->arch == MODEL_ARCH_LLAMA)
+        bad |= json_object_set_new(c, "mlp_bias", json_false());
     bad |= json_object_set_new(c, "attention_dropout", json_real(0.0));
     bad |= json_object_set_new(c, "head_dim", json_integer(cfg->head_dim));
     bad |= json_object_set_new(c, "hidden_act", json_string("silu"));
@@ -167,7 +197,7 @@ int model_config_write(const char *path, const ModelConfig *cfg, const char *tor
     bad |= json_object_set_new(c, "intermediate_size", json_integer(cfg->intermediate_size));
     bad |= json_object_set_new(c, "max_position_embeddings",
                                json_integer(cfg->max_position_embeddings));
-    bad |= json_object_set_new(c, "model_type", json_string("qwen3"));
+    bad |= json_object_set_new(c, "model_type", json_string(model_arch_name(cfg->arch)));
     bad |= json_object_set_new(c, "num_attention_heads", json_integer(cfg->num_attention_heads));
     bad |= json_object_set_new(c, "num_hidden_layers", json_integer(cfg->num_hidden_layers));
     bad |= json_object_set_new(c, "num_key_value_heads", json_integer(cfg->num_key_value_heads));

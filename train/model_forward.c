@@ -225,9 +225,11 @@ void model_forward(const Model *m, const float *params, const int32_t *tokens,
         /* attention block */
         model_rmsnorm_fwd(la->x, params + lo->in_norm, N, d.H, eps, a->h, la->rstd1);
         model_gemm(0, 1, N, d.QKV, d.H, 1, a->h, d.H, params + lo->wqkv, d.H, 0, la->qkv, d.QKV);
-        model_qk_norm_rope(la->qkv, d.QKV, params + lo->q_norm, N, d.Q, d.D, eps, a->rope_cos,
-                           a->rope_sin, NULL, T, la->q, d.QD, la->qrs);
-        model_qk_norm_rope(la->qkv + d.QD, d.QKV, params + lo->k_norm, N, d.K, d.D, eps,
+        if (im->qkv_bias)
+            model_add_bias(la->qkv, d.QKV, model_bqkv(im, params, l), N, d.QKV);
+        model_qk_norm_rope(la->qkv, d.QKV, model_qnorm(im, params, l), N, d.Q, d.D, eps,
+                           a->rope_cos, a->rope_sin, NULL, T, la->q, d.QD, la->qrs);
+        model_qk_norm_rope(la->qkv + d.QD, d.QKV, model_knorm(im, params, l), N, d.K, d.D, eps,
                            a->rope_cos, a->rope_sin, NULL, T, la->k, d.KD, la->krs);
         attention_fwd(&d, la, B, T);
         memcpy(la->xmid, la->x, N * d.H * sizeof(float));

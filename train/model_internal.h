@@ -7,15 +7,35 @@
 #include "train/model.h"
 
 /* Offsets (in floats) of one layer's tensors. q, k and v are adjacent, as are gate and up, so
- * each pair of projections runs as one GEMM against a ((Q+2K)*D, H) or (2I, H) matrix. */
+ * each pair of projections runs as one GEMM against a ((Q+2K)*D, H) or (2I, H) matrix; the q, k
+ * and v biases (qwen2) are adjacent too, one vector of (Q+2K)*D. */
 typedef struct ModelLayerOff {
-    size_t in_norm, wqkv, wo, q_norm, k_norm, post_norm, wgu, wd;
+    size_t in_norm, wqkv, bqkv, wo, q_norm, k_norm, post_norm, wgu, wd;
 } ModelLayerOff;
 
 typedef struct ModelImpl {
     size_t embed, norm, lm_head; /* lm_head == embed when tied */
-    ModelLayerOff *layer;        /* L entries */
+    bool qk_norm, qkv_bias;      /* the variant's q_norm / k_norm and q/k/v biases */
+    ModelLayerOff *layer;        /* L entries (bqkv, q_norm, k_norm unset when absent) */
 } ModelImpl;
+
+/* The layer's q/k/v bias vector, or NULL when the variant has none; the same for the q and k
+ * norm weights (NULL: no per-head norm, only the rotation). */
+static inline const float *model_bqkv(const ModelImpl *im, const float *p, size_t l)
+{
+    return im->qkv_bias ? p + im->layer[l].bqkv : NULL;
+}
+static inline const float *model_qnorm(const ModelImpl *im, const float *p, size_t l)
+{
+    return im->qk_norm ? p + im->layer[l].q_norm : NULL;
+}
+static inline const float *model_knorm(const ModelImpl *im, const float *p, size_t l)
+{
+    return im->qk_norm ? p + im->layer[l].k_norm : NULL;
+}
+
+/* Adds bias b (width w) to each of rows rows of x (stride ldx). */
+void model_add_bias(float *x, size_t ldx, const float *b, size_t rows, size_t w);
 
 static inline const ModelImpl *model_impl(const Model *m)
 {
@@ -53,7 +73,8 @@ void model_rope_row_bwd(float *dx, const float *cos_r, const float *sin_r, size_
 
 /* Per-head RMSNorm then rotary embedding, for n rows of nh heads: src rows (stride lds) hold
  * the projections, dst rows (stride ldd) get the result, rstd (rows, nh) the norm scales; row r
- * is at position pos[r] (or r % T when pos is NULL). */
+ * is at position pos[r] (or r % T when pos is NULL). w NULL: no norm (rstd set to 1), only the
+ * rotation (qwen2, llama). */
 void model_qk_norm_rope(const float *src, size_t lds, const float *w, size_t rows, size_t nh,
                         size_t D, double eps, const float *cos_t, const float *sin_t,
                         const int *pos, size_t T, float *dst, size_t ldd, float *rstd);

@@ -16,6 +16,15 @@ void model_gemm(int transa, int transb, size_t M, size_t N, size_t K, float alph
                 (int)ldb, beta, C, (int)ldc);
 }
 
+void model_add_bias(float *x, size_t ldx, const float *b, size_t rows, size_t w)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * ldx;
+        for (size_t j = 0; j < w; j++)
+            xr[j] += b[j];
+    }
+}
+
 /* sum of a[j] * b[j] in double, in eight fixed lanes (vectorizable, the same order on every
  * call), the lanes then summed pairwise. */
 static double dot8(const float *a, const float *b, size_t n)
@@ -129,6 +138,13 @@ void model_qk_norm_rope(const float *src, size_t lds, const float *w, size_t row
         for (size_t h = 0; h < nh; h++) {
             const float *x = src + r * lds + h * D;
             float *y = dst + r * ldd + h * D;
+            if (!w) {
+                rstd[r * nh + h] = 1.0f;
+                for (size_t j = 0; j < D; j++)
+                    y[j] = x[j];
+                model_rope_row(y, cos_t + t * half, sin_t + t * half, D);
+                continue;
+            }
             float s = row_rstd(x, D, eps);
             rstd[r * nh + h] = s;
             for (size_t j = 0; j < D; j++)

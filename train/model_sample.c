@@ -132,11 +132,14 @@ static void layer_step(const Model *m, const float *params, ModelSampler *s, siz
     size_t T = (size_t)s->max_len, group = d.Q / d.K;
     float scale = (float)(1.0 / sqrt((double)d.D));
     model_rmsnorm_fwd(s->x, params + lo->in_norm, nr, d.H, eps, s->h, s->qkv /* scratch */);
+    const ModelImpl *im = model_impl(m);
     gemm_rows(nr, d.QKV, d.H, s->h, params + lo->wqkv, 0, s->qkv);
-    model_qk_norm_rope(s->qkv, d.QKV, params + lo->q_norm, nr, d.Q, d.D, eps, s->rope_cos,
+    if (im->qkv_bias)
+        model_add_bias(s->qkv, d.QKV, model_bqkv(im, params, l), nr, d.QKV);
+    model_qk_norm_rope(s->qkv, d.QKV, model_qnorm(im, params, l), nr, d.Q, d.D, eps, s->rope_cos,
                        s->rope_sin, s->pos, T, s->q, d.QD, s->qrs);
-    model_qk_norm_rope(s->qkv + d.QD, d.QKV, params + lo->k_norm, nr, d.K, d.D, eps, s->rope_cos,
-                       s->rope_sin, s->pos, T, s->k, d.KD, s->krs);
+    model_qk_norm_rope(s->qkv + d.QD, d.QKV, model_knorm(im, params, l), nr, d.K, d.D, eps,
+                       s->rope_cos, s->rope_sin, s->pos, T, s->k, d.KD, s->krs);
     for (size_t r = 0; r < nr; r++) {
         size_t i = (size_t)s->act[r];
         for (int mi = (int)i; mi >= 0; mi = s->next[mi]) /* every member of the row's group */

@@ -238,3 +238,78 @@ void task_max_lengths(const TaskSpec *spec, int *prompt_max, int *answer_max)
     *prompt_max = pm;
     *answer_max = am;
 }
+
+/* ---- text form (real models) ---- */
+
+#define TASK_BOXED_TAIL " Put the final answer in \\boxed{}.\n"
+#define TASK_CD_HEAD "Using the numbers "
+#define TASK_CD_MID ", each at most once, with + - * / and parentheses, write an expression " \
+                    "equal to "
+
+int task_text_prompt(const TaskProblem *p, char *out, size_t cap)
+{
+    int n;
+    if (p->kind == TASK_COUNTDOWN) {
+        char nums[TASK_MAX_NUMS * 24] = "";
+        size_t k = 0;
+        for (int i = 0; i < p->nnums && i < TASK_MAX_NUMS; i++)
+            k += (size_t)snprintf(nums + k, sizeof nums - k, "%s%lld", i ? ", " : "", p->nums[i]);
+        n = snprintf(out, cap, TASK_CD_HEAD "%s" TASK_CD_MID "%lld." TASK_BOXED_TAIL, nums,
+                     p->target);
+    } else {
+        size_t len = strlen(p->prompt); /* "a+b=" without its '=' */
+        n = snprintf(out, cap, "What is %.*s?" TASK_BOXED_TAIL,
+                     (int)(len > 0 && p->prompt[len - 1] == '=' ? len - 1 : len), p->prompt);
+    }
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int task_text_answer(const TaskProblem *p, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "\\boxed{%s}", p->answer);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+double task_reward_boxed(const TaskProblem *p, const char *response)
+{
+    if (!p || !response)
+        return 0.0;
+    const char *at = NULL;
+    for (const char *s = strstr(response, "\\boxed{"); s; s = strstr(s + 1, "\\boxed{"))
+        at = s;
+    if (!at)
+        return 0.0;
+    const char *b = at + 7, *e = b;
+    for (int depth = 1; *e; e++) {
+        depth += *e == '{' ? 1 : *e == '}' ? -1 : 0;
+        if (depth == 0)
+            break;
+    }
+    if (!*e)
+        return 0.0; /* unclosed */
+    while (b < e && (*b == ' ' || *b == '\t' || *b == '\n'))
+        b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n'))
+        e--;
+    char content[4 * TASK_TEXT_MAX];
+    if ((size_t)(e - b) >= sizeof content)
+        return 0.0;
+    memcpy(content, b, (size_t)(e - b));
+    content[e - b] = '\0';
+    return task_reward(p, content);
+}
+
+void task_max_text_lengths(const TaskSpec *spec, int *prompt_max, int *answer_max)
+{
+    int pm, am;
+    task_max_lengths(spec, &pm, &am);
+    int over = (int)(sizeof "What is ?" TASK_BOXED_TAIL);
+    for (int i = 0; i < spec->nparts && i < TASK_MAX_PARTS; i++)
+        if (spec->part[i].kind == TASK_COUNTDOWN) {
+            /* the numbers gain a space each; the target a period */
+            int cd = (int)(sizeof TASK_CD_HEAD TASK_CD_MID "." TASK_BOXED_TAIL) + TASK_MAX_NUMS;
+            over = cd > over ? cd : over;
+        }
+    *prompt_max = pm + over;
+    *answer_max = am + (int)(sizeof "\\boxed{}" - 1);
+}

@@ -1,5 +1,6 @@
-/* The trainer's tasks: procedurally generated problems with exact verifiers, and the
- * character-level tokenizer over their alphabet.
+/* The trainer's tasks: procedurally generated problems with exact verifiers, the
+ * character-level tokenizer over their alphabet, and the text form of the problems for real
+ * models (prompts asking for a \boxed{} answer).
  *
  * Tasks (spec strings as given to grpo-train --task):
  *   "add:N"        a+b with a, b of 1..N digits              prompt "123+45="      answer "168"
@@ -94,5 +95,26 @@ double task_reward(const TaskProblem *p, const char *completion);
 
 /* Longest prompt and longest answer (in tokens, without BOS/EOS) that spec can produce. */
 void task_max_lengths(const TaskSpec *spec, int *prompt_max, int *answer_max);
+
+/* ---- text form, for real models with a BPE tokenizer (grpo-train --init HF_DIR) ----
+ * Prompt (add, mul):  "What is 123+45? Put the final answer in \boxed{}.\n"
+ * Prompt (countdown): "Using the numbers 3, 7, 25, each at most once, with + - * / and
+ *                      parentheses, write an expression equal to 46. Put the final answer in
+ *                      \boxed{}.\n"   (one line)
+ * Answer:             "\boxed{168}" (the reference answer inside \boxed{})
+ * The verifier takes the content of the response's last \boxed{...} (braces nested inside it are
+ * kept), trims spaces around it, and checks that with task_reward. */
+
+/* Writes the text prompt / answer NUL-terminated into out[0..cap); returns the length, or -1
+ * when it does not fit. */
+int task_text_prompt(const TaskProblem *p, char *out, size_t cap);
+int task_text_answer(const TaskProblem *p, char *out, size_t cap);
+
+/* 1.0 when the content of the last \boxed{...} of response is a correct answer, else 0.0 (also
+ * without a complete \boxed{...}). */
+double task_reward_boxed(const TaskProblem *p, const char *response);
+
+/* Longest text prompt and answer (in bytes) that spec can produce. */
+void task_max_text_lengths(const TaskSpec *spec, int *prompt_max, int *answer_max);
 
 #endif

@@ -79,11 +79,3 @@ void train_batch_finish(TrainBatch *b, int n)
     b->T = T;
 }
 
-int train_encode_prompt(const TaskProblem *p, int32_t *ids, int cap)
-{
-    if (cap < 1)
-        return -1;
-    ids[0] = TOK_BOS;
-    int k = tok_encode(p->prompt, ids + 1, cap - 1);
-    return k < 0 ? -1 : k + 1;
-}

@@ -5,11 +5,14 @@
 #include "train/train_internal.h"
 
 double train_eval_accuracy(const Model *m, const float *params, ModelSampler *s, int batch,
-                           const TaskSpec *spec, uint64_t seed, int n, int max_new)
+                           const TrainTok *tok, const TaskSpec *spec, uint64_t seed, int n,
+                           int max_new)
 {
     if (n <= 0)
         return 0.0;
-    int pcap = TASK_TEXT_MAX + 2;
+    int pmax, amax;
+    train_tok_max_lengths(tok, spec, &pmax, &amax);
+    int pcap = pmax + 2;
     TaskProblem *probs = malloc((size_t)batch * sizeof *probs);
     int32_t *pbuf = malloc((size_t)batch * pcap * sizeof *pbuf);
     const int32_t **prompts = malloc((size_t)batch * sizeof *prompts);
@@ -26,17 +29,14 @@ double train_eval_accuracy(const Model *m, const float *params, ModelSampler *s,
         int k = n - start < batch ? n - start : batch;
         for (int i = 0; i < k; i++) {
             task_problem(spec, seed, TASK_EVAL, (uint64_t)(start + i), &probs[i]);
-            plen[i] = train_encode_prompt(&probs[i], pbuf + (size_t)i * pcap, pcap);
+            plen[i] = train_encode_prompt(tok, &probs[i], pbuf + (size_t)i * pcap, pcap);
             prompts[i] = pbuf + (size_t)i * pcap;
             streams[i] = (uint64_t)(start + i);
         }
-        model_sample(m, params, s, prompts, plen, k, max_new, 0.0f, TOK_EOS, seed, streams, out,
+        model_sample(m, params, s, prompts, plen, k, max_new, 0.0f, tok->eos, seed, streams, out,
                      olen);
-        for (int i = 0; i < k; i++) {
-            char text[4 * TASK_TEXT_MAX];
-            tok_decode(out + (size_t)i * max_new, olen[i], text, sizeof text);
-            correct += task_reward(&probs[i], text);
-        }
+        for (int i = 0; i < k; i++)
+            correct += train_reward(tok, &probs[i], out + (size_t)i * max_new, olen[i]);
     }
 done:
     free(probs);

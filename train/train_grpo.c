@@ -23,6 +23,7 @@
 typedef struct GrpoState {
     const TrainOptions *o;
     Model *m;
+    TrainTok tok;              /* the tasks' tokenizer, or --init's BPE tokenizer */
     int n;                     /* sequences per step, P * G */
     int cap_T, max_new, pcap;
     float *params, *ref, *grads;
@@ -71,6 +72,7 @@ static void grpo_free(GrpoState *s)
     free(s->out);
     free(s->olen);
     model_free(s->m);
+    train_tok_close(&s->tok);
 }
 
 static int grpo_alloc(GrpoState *s, SsError *err)
@@ -137,11 +139,17 @@ static int grpo_load_model(GrpoState *s, SsError *err)
     free(cfg_path);
     if (rc != 0)
         return rc;
-    if (cfg.vocab_size != tok_vocab_size())
-        return ss_err(err, SS_EINPUT, "%s: vocab_size %d is not the tasks' tokenizer's %d",
-                      o->init, cfg.vocab_size, tok_vocab_size());
+    if ((rc = train_tok_open(&s->tok, o->init, err)) != 0)
+        return rc;
+    if (!s->tok.bpe && cfg.vocab_size != tok_vocab_size())
+        return ss_err(err, SS_EINPUT, "%s: vocab_size %d is not the tasks' tokenizer's %d (and "
+                      "the folder has no tokenizer.json)", o->init, cfg.vocab_size,
+                      tok_vocab_size());
+    if (s->tok.bpe && cfg.vocab_size < train_tok_vocab(&s->tok))
+        return ss_err(err, SS_EINPUT, "%s: vocab_size %d is smaller than its tokenizer's %d",
+                      o->init, cfg.vocab_size, train_tok_vocab(&s->tok));
     int pmax, amax;
-    task_max_lengths(&o->task, &pmax, &amax);
+    train_tok_max_lengths(&s->tok, &o->task, &pmax, &amax);
     s->max_new = o->max_new > 0 ? o->max_new : amax + 4;
     s->pcap = pmax + 1;
     s->cap_T = 1 + pmax + s->max_new;
@@ -266,7 +274,8 @@ static int grpo_start_run(GrpoState *s, long *start, SsError *err)
         json_object_set_new(rj, "mask", json_pack("{s:s, s:I}", "file", o->mask_path,
                                                   "trainable", (json_int_t)s->trainable));
     if ((rc = train_write_run_base(s->m, s->params, o->out, o->save_master, err)) == 0 &&
-        (rc = model_config_write(cfg, &c, "bfloat16", err)) == 0)
+        (rc = model_config_write(cfg, &c, "bfloat16", err)) == 0 &&
+        (!s->tok.bpe || (rc = train_copy_tokenizer(o->init, o->out, err)) == 0))
         rc = train_write_json(run_json, rj, err);
     else
         json_decref(rj);
@@ -299,7 +308,8 @@ static int grpo_rollout(GrpoState *s, long step, StepStats *st, SsError *err)
     int P = o->prompts, G = o->group;
     for (int p = 0; p < P; p++) {
         task_problem(&o->task, o->seed, TASK_TRAIN, (uint64_t)(step - 1) * P + p, &s->probs[p]);
-        int len = train_encode_prompt(&s->probs[p], s->pbuf + (size_t)p * s->pcap, s->pcap);
+        int len = train_encode_prompt(&s->tok, &s->probs[p], s->pbuf + (size_t)p * s->pcap,
+                                      s->pcap);
         if (len < 0)
             return ss_err(err, SS_EUSAGE, "task prompt '%s' cannot be tokenized",
                           s->probs[p].prompt);
@@ -312,15 +322,13 @@ static int grpo_rollout(GrpoState *s, long step, StepStats *st, SsError *err)
     }
     double t0 = train_now();
     model_sample(s->m, s->params, s->sampler, s->prompts, s->plen, s->n, s->max_new,
-                 o->temperature, TOK_EOS, o->seed, s->streams, s->out, s->olen);
+                 o->temperature, s->tok.eos, o->seed, s->streams, s->out, s->olen);
     st->sample_s = train_now() - t0;
     double rsum = 0.0, lsum = 0.0;
     st->resp_len_max = 0;
     for (int i = 0; i < s->n; i++) {
-        char text[4 * TASK_TEXT_MAX];
         const int32_t *resp = s->out + (size_t)i * s->max_new;
-        tok_decode(resp, s->olen[i], text, sizeof text);
-        s->rewards[i] = (float)task_reward(&s->probs[i / G], text);
+        s->rewards[i] = (float)train_reward(&s->tok, &s->probs[i / G], resp, s->olen[i]);
         rsum += s->rewards[i];
         lsum += s->olen[i];
         if (s->olen[i] > st->resp_len_max)
@@ -471,8 +479,8 @@ int train_grpo(const TrainOptions *o, SsError *err)
         goto done;
     }
     if (start == 0) {
-        double acc = train_eval_accuracy(s.m, s.params, s.eval_sampler, EVAL_BATCH, &o->task,
-                                         o->seed, o->eval_size, s.max_new);
+        double acc = train_eval_accuracy(s.m, s.params, s.eval_sampler, EVAL_BATCH, &s.tok,
+                                         &o->task, o->seed, o->eval_size, s.max_new);
         if ((rc = train_log_line(s.log, eval_line(0, acc), s.log_path, err)) != 0)
             goto done;
     }
@@ -498,8 +506,8 @@ int train_grpo(const TrainOptions *o, SsError *err)
         }
         double acc = -1.0;
         if ((o->eval_every > 0 && step % o->eval_every == 0) || last) {
-            acc = train_eval_accuracy(s.m, s.params, s.eval_sampler, EVAL_BATCH, &o->task,
-                                      o->seed, o->eval_size, s.max_new);
+            acc = train_eval_accuracy(s.m, s.params, s.eval_sampler, EVAL_BATCH, &s.tok,
+                                      &o->task, o->seed, o->eval_size, s.max_new);
             if ((rc = train_log_line(s.log, eval_line(step, acc), s.log_path, err)) != 0)
                 goto done;
         }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "formats/ss_error.h"
+#include "train/bpe_tokenizer.h"
 #include "train/lora.h"
 #include "train/model.h"
 #include "train/tasks.h"
@@ -40,15 +41,47 @@ int train_batch_set(TrainBatch *b, int i, const int32_t *prompt, int plen, const
  * and mask for that T. */
 void train_batch_finish(TrainBatch *b, int n);
 
-/* Encodes "BOS prompt" of a problem into ids (cap); returns the length or -1. */
-int train_encode_prompt(const TaskProblem *p, int32_t *ids, int cap);
+/* ---- tokenizers (train_text.c) ----
+ * The tasks' character-level tokenizer (tasks.h), or a real model's BPE tokenizer: then problems
+ * are text prompts with a \boxed{} answer (tasks.h's text form), a sequence is [BOS] prompt
+ * response EOS with the tokenizer's own BOS (when it has one) and EOS. */
+typedef struct TrainTok {
+    BpeTokenizer *bpe; /* NULL: the character-level tokenizer */
+    int32_t bos, eos;  /* bos -1: none (BPE only) */
+} TrainTok;
+
+/* The tokenizer of model folder dir: BPE when dir/tokenizer.json exists (its tokenizer_config.json
+ * must name an EOS token), else (or when dir is NULL) the character-level one. */
+int train_tok_open(TrainTok *t, const char *dir, SsError *err);
+void train_tok_close(TrainTok *t);
+
+/* The number of ids the tokenizer uses (a model's vocab_size must be at least this; exactly this
+ * for the character-level tokenizer). */
+int train_tok_vocab(const TrainTok *t);
+
+/* Bounds on the prompt (without BOS) and answer (without EOS) lengths in tokens. */
+void train_tok_max_lengths(const TrainTok *t, const TaskSpec *spec, int *prompt_max,
+                           int *answer_max);
+
+/* Encodes "[BOS] prompt" of a problem into ids (cap); returns the length or -1. */
+int train_encode_prompt(const TrainTok *t, const TaskProblem *p, int32_t *ids, int cap);
+
+/* Encodes "answer EOS" (the reference answer) into ids (cap); returns the length or -1. */
+int train_encode_answer(const TrainTok *t, const TaskProblem *p, int32_t *ids, int cap);
+
+/* The verifier's reward of a response (n ids; EOS, and what follows it, ignored). */
+double train_reward(const TrainTok *t, const TaskProblem *p, const int32_t *resp, int n);
+
+/* Copies tokenizer.json and tokenizer_config.json (those that exist) from folder from to to. */
+int train_copy_tokenizer(const char *from, const char *to, SsError *err);
 
 /* ---- evaluation (train_eval.c) ---- */
 
 /* Accuracy of greedy decoding on eval problems 0..n-1 of spec (responses up to max_new tokens),
  * n sequences at most batch at a time through sampler s (created for batch sequences). */
 double train_eval_accuracy(const Model *m, const float *params, ModelSampler *s, int batch,
-                           const TaskSpec *spec, uint64_t seed, int n, int max_new);
+                           const TrainTok *tok, const TaskSpec *spec, uint64_t seed, int n,
+                           int max_new);
 
 /* ---- logs and clocks (train_log.c) ---- */
 

@@ -152,7 +152,10 @@ json_t *train_options_json(const TrainOptions *o, const char *mode)
                           "eval_size", o->eval_size);
     json_object_set_new(j, "optimizer", opt_json(&o->opt));
     if (strcmp(mode, "sft") == 0) {
-        json_object_set_new(j, "model", model_json(&o->model));
+        if (o->init) /* the model is the folder's */
+            json_object_set_new(j, "init", json_string(o->init));
+        else
+            json_object_set_new(j, "model", model_json(&o->model));
         json_object_set_new(j, "batch", json_integer(o->batch));
         json_object_set_new(j, "target_acc", json_real(o->target_acc));
         return j;

@@ -1,7 +1,9 @@
-/* grpo-train sft: supervised warm-up of a randomly initialized model on the task's reference
+/* grpo-train sft: supervised warm-up of a randomly initialized model (or, with --init, of a
+ * Hugging Face model with its tokenizer and the tasks' text form) on the task's reference
  * answers, so that GRPO starts from a policy whose eval accuracy is above zero and below
  * saturation. Loss: mean negative log-likelihood of the answer and EOS tokens. Writes an HF model
- * folder (bf16 weights, config.json) with sft.json and metrics.jsonl. */
+ * folder (bf16 weights, config.json, and --init's tokenizer files) with sft.json and
+ * metrics.jsonl. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,8 @@
 
 typedef struct SftState {
     Model *m;
+    TrainTok tok;
+    int32_t *pbuf, *rbuf; /* (cap_T) a prompt's and an answer's ids */
     float *params, *grads, *logp, *dlogp;
     Optimizer *opt;
     ModelActs *acts;
@@ -36,24 +40,26 @@ static void sft_free(SftState *s)
     free(s->grads);
     free(s->logp);
     free(s->dlogp);
+    free(s->pbuf);
+    free(s->rbuf);
     model_free(s->m);
+    train_tok_close(&s->tok);
 }
 
 /* Fills the batch with training problems (step-1)*batch .. step*batch-1: BOS prompt answer EOS,
  * scoring the answer and EOS. */
 static int sft_fill(SftState *s, const TrainOptions *o, long step, SsError *err)
 {
-    int32_t prompt[TASK_TEXT_MAX + 2], resp[TASK_TEXT_MAX + 2];
+    int cap = s->batch.cap_T;
     for (int i = 0; i < o->batch; i++) {
         TaskProblem p;
         task_problem(&o->task, o->seed, TASK_TRAIN, (uint64_t)(step - 1) * o->batch + i, &p);
-        int plen = train_encode_prompt(&p, prompt, TASK_TEXT_MAX + 2);
-        int rlen = tok_encode(p.answer, resp, TASK_TEXT_MAX + 1);
+        int plen = train_encode_prompt(&s->tok, &p, s->pbuf, cap);
+        int rlen = train_encode_answer(&s->tok, &p, s->rbuf, cap);
         if (plen < 0 || rlen < 0)
             return ss_err(err, SS_EUSAGE, "task problem '%s' -> '%s' cannot be tokenized",
                           p.prompt, p.answer);
-        resp[rlen++] = TOK_EOS;
-        if (train_batch_set(&s->batch, i, prompt, plen, resp, rlen) != 0)
+        if (train_batch_set(&s->batch, i, s->pbuf, plen, s->rbuf, rlen) != 0)
             return ss_err(err, SS_EUSAGE, "task problem '%s' is longer than the batch allows",
                           p.prompt);
     }
@@ -70,36 +76,56 @@ int train_sft(const TrainOptions *o, SsError *err)
 {
     SftState s = {0};
     int rc;
+    ModelConfig cfg = o->model;
+    if (o->init) { /* a Hugging Face model folder: its config, weights and tokenizer */
+        char *cfg_path = train_path(o->init, "config.json");
+        rc = cfg_path ? model_config_read(cfg_path, &cfg, err)
+                      : ss_err(err, SS_EOUTPUT, "out of memory");
+        free(cfg_path);
+        if (rc != 0)
+            return rc;
+    }
+    if ((rc = train_tok_open(&s.tok, o->init, err)) != 0)
+        goto done;
     int pmax, amax;
-    task_max_lengths(&o->task, &pmax, &amax);
+    train_tok_max_lengths(&s.tok, &o->task, &pmax, &amax);
     int max_new = o->max_new > 0 ? o->max_new : amax + 4;
     int cap_T = 1 + pmax + amax + 1;
     int eval_T = 1 + pmax + max_new;
-    if ((rc = model_config_validate(&o->model, err)) != 0)
-        return rc;
-    if (o->model.vocab_size != tok_vocab_size())
-        return ss_err(err, SS_EUSAGE, "vocab_size %d is not the tokenizer's %d",
-                      o->model.vocab_size, tok_vocab_size());
-    if (cap_T > o->model.max_position_embeddings || eval_T > o->model.max_position_embeddings)
-        return ss_err(err, SS_EUSAGE, "task '%s' needs %d positions; the model has %d",
-                      o->task_text, cap_T > eval_T ? cap_T : eval_T,
-                      o->model.max_position_embeddings);
+    if ((rc = model_config_validate(&cfg, err)) != 0)
+        goto done;
+    if (s.tok.bpe ? cfg.vocab_size < train_tok_vocab(&s.tok)
+                  : cfg.vocab_size != tok_vocab_size()) {
+        rc = ss_err(err, o->init ? SS_EINPUT : SS_EUSAGE, "vocab_size %d does not fit the "
+                    "tokenizer's %d", cfg.vocab_size, train_tok_vocab(&s.tok));
+        goto done;
+    }
+    if (cap_T > cfg.max_position_embeddings || eval_T > cfg.max_position_embeddings) {
+        rc = ss_err(err, SS_EUSAGE, "task '%s' needs %d positions; the model has %d",
+                    o->task_text, cap_T > eval_T ? cap_T : eval_T, cfg.max_position_embeddings);
+        goto done;
+    }
     if ((rc = train_mkdir(o->out, err)) != 0)
-        return rc;
+        goto done;
     openblas_set_num_threads(o->threads);
 
-    if ((rc = model_create(&o->model, &s.m, err)) != 0)
+    if ((rc = model_create(&cfg, &s.m, err)) != 0)
         goto done;
     size_t n = s.m->nparams;
     s.params = malloc(n * sizeof(float));
     s.grads = calloc(n, sizeof(float));
     s.logp = malloc((size_t)o->batch * cap_T * sizeof(float));
     s.dlogp = malloc((size_t)o->batch * cap_T * sizeof(float));
-    if (!s.params || !s.grads || !s.logp || !s.dlogp) {
+    s.pbuf = malloc((size_t)cap_T * sizeof *s.pbuf);
+    s.rbuf = malloc((size_t)cap_T * sizeof *s.rbuf);
+    if (!s.params || !s.grads || !s.logp || !s.dlogp || !s.pbuf || !s.rbuf) {
         rc = ss_err(err, SS_EOUTPUT, "out of memory for %zu parameters", n);
         goto done;
     }
-    model_init_params(s.m, s.params, o->seed);
+    if (!o->init)
+        model_init_params(s.m, s.params, o->seed);
+    else if ((rc = model_load_params(s.m, o->init, s.params, err)) != 0)
+        goto done;
     if ((rc = opt_create(&o->opt, n, &s.opt, err)) != 0 ||
         (rc = model_acts_create(s.m, o->batch, cap_T, &s.acts, err)) != 0 ||
         (rc = model_sampler_create(s.m, EVAL_BATCH, eval_T, &s.sampler, err)) != 0 ||
@@ -111,8 +137,8 @@ int train_sft(const TrainOptions *o, SsError *err)
         goto done;
     }
 
-    double acc = train_eval_accuracy(s.m, s.params, s.sampler, EVAL_BATCH, &o->task, o->seed,
-                                     o->eval_size, max_new);
+    double acc = train_eval_accuracy(s.m, s.params, s.sampler, EVAL_BATCH, &s.tok, &o->task,
+                                     o->seed, o->eval_size, max_new);
     if ((rc = train_log_line(s.log, eval_line(0, acc), s.log_path, err)) != 0)
         goto done;
     long step = 0;
@@ -147,8 +173,8 @@ int train_sft(const TrainOptions *o, SsError *err)
             goto done;
         bool last = step == o->steps;
         if ((o->eval_every > 0 && step % o->eval_every == 0) || last) {
-            acc = train_eval_accuracy(s.m, s.params, s.sampler, EVAL_BATCH, &o->task, o->seed,
-                                      o->eval_size, max_new);
+            acc = train_eval_accuracy(s.m, s.params, s.sampler, EVAL_BATCH, &s.tok, &o->task,
+                                      o->seed, o->eval_size, max_new);
             if ((rc = train_log_line(s.log, eval_line(step, acc), s.log_path, err)) != 0)
                 goto done;
             if (!o->quiet)
@@ -161,7 +187,7 @@ int train_sft(const TrainOptions *o, SsError *err)
 
     /* The folder holds bf16 weights: evaluate what is saved, not the float32 master. */
     train_round_bf16(s.params, n);
-    acc = train_eval_accuracy(s.m, s.params, s.sampler, EVAL_BATCH, &o->task, o->seed,
+    acc = train_eval_accuracy(s.m, s.params, s.sampler, EVAL_BATCH, &s.tok, &o->task, o->seed,
                               o->eval_size, max_new);
     char *cfg_path = train_path(o->out, "config.json");
     char *model_path = train_path(o->out, "model.safetensors");
@@ -176,7 +202,8 @@ int train_sft(const TrainOptions *o, SsError *err)
                                     "parameters", (json_int_t)n, "eval_acc_bf16", acc,
                                     "version", SS_VERSION);
         if ((rc = model_save_params(s.m, s.params, DT_BF16, model_path, meta, 1, err)) == 0 &&
-            (rc = model_config_write(cfg_path, &o->model, "bfloat16", err)) == 0)
+            (rc = model_config_write(cfg_path, &cfg, "bfloat16", err)) == 0 &&
+            (!s.tok.bpe || (rc = train_copy_tokenizer(o->init, o->out, err)) == 0))
             rc = train_write_json(sft_path, summary, err);
         else
             json_decref(summary);

@@ -1,13 +1,15 @@
 /* Unit tests of train/model.h:
  *   gradients    every parameter tensor's gradient against central finite differences (with
  *                Richardson extrapolation) of loss = sum w * logp, on tiny configs: tied and untied,
- *                grouped-query (Q != K) and not, with a padded (targets -1) tail
+ *                grouped-query (Q != K) and not, with a padded (targets -1) tail; the qwen2
+ *                (q/k/v biases, no q/k norm) and llama (neither) variants too
  *   determinism  two forwards + backwards give the same bits
  *   sampling     greedy with the KV cache = argmax of the full forward, token by token; temperature
  *                sampling repeatable and independent of the batch it runs in; near-zero
  *                temperature = greedy; eos stops (and is kept); out_len bounds; invalid prompts
  *   io           F32 save/load bit-exact, BF16 / F16 saves = dtype_encode, load errors (extra,
- *                missing, wrong shape), config.json write/read and HF defaults
+ *                missing, wrong shape), config.json write/read and HF defaults, per variant
+ *                (tensor tables, bias init 0, refused config fields)
  * `test_model --bench [B T]` instead times (in CPU time) forward+backward and sampling on the
  * benchmark config.
  * Exit status: 0 pass, 1 fail. */
@@ -48,7 +50,7 @@ static ModelConfig tiny_config(bool tied, int Q, int K)
 }
 
 /* Random params: matrices N(0, range^2), norm weights 1 + N(0, 0.2^2) (not all ones, so their
- * gradients and the terms they scale are exercised). */
+ * gradients and the terms they scale are exercised), biases N(0, 0.2^2). */
 static float *random_params(const Model *m, uint64_t seed)
 {
     float *p = malloc(m->nparams * sizeof *p);
@@ -58,7 +60,8 @@ static float *random_params(const Model *m, uint64_t seed)
         if (m->tensors[i].ndim == 1)
             for (size_t j = 0; j < m->tensors[i].numel; j++)
                 p[m->tensors[i].offset + j] =
-                    (float)(1.0 + 0.2 * rng_normal(key, m->tensors[i].offset + j));
+                    (float)((strstr(m->tensors[i].name, ".bias") ? 0.0 : 1.0) +
+                            0.2 * rng_normal(key, m->tensors[i].offset + j));
     return p;
 }
 
@@ -86,9 +89,10 @@ static double weighted_loss(const float *logp, const float *w, int n)
 
 /* ---- gradients against finite differences ---- */
 
-static void test_gradients(bool tied, int Q, int K)
+static void test_gradients(bool tied, int Q, int K, ModelArch arch)
 {
     ModelConfig cfg = tiny_config(tied, Q, K);
+    cfg.arch = arch;
     Model *m;
     CHECK_OK(model_create(&cfg, &m, &err_));
     enum { B = 2, T = 7, N = B * T };
@@ -137,13 +141,13 @@ static void test_gradients(bool tied, int Q, int K)
         double rel = err_max / (gmax + 1e-3);
         worst = fmax(worst, rel);
         if (!(gmax > 1e-4) || rel > 1e-3) {
-            fprintf(stderr, "gradient %s (tied %d, Q %d, K %d): max |grad| %.3g, max |fd - grad| %.3g (rel %.3g)\n",
-                    t->name, tied, Q, K, gmax, err_max, rel);
+            fprintf(stderr, "gradient %s (%s, tied %d, Q %d, K %d): max |grad| %.3g, max |fd - grad| %.3g (rel %.3g)\n",
+                    t->name, model_arch_name(arch), tied, Q, K, gmax, err_max, rel);
             failures++;
         }
     }
-    printf("gradients (tied %d, Q %d, K %d): worst max|fd - grad| / max|grad| = %.2e\n", tied, Q, K,
-           worst);
+    printf("gradients (%s, tied %d, Q %d, K %d): worst max|fd - grad| / max|grad| = %.2e\n",
+           model_arch_name(arch), tied, Q, K, worst);
     free(p);
     free(g);
     model_acts_free(a);
@@ -200,9 +204,10 @@ static int argmax_row(const float *z, int V)
     return b;
 }
 
-static void test_sampling(void)
+static void test_sampling(ModelArch arch)
 {
     ModelConfig cfg = tiny_config(true, 4, 2);
+    cfg.arch = arch;
     cfg.vocab_size = 17;
     cfg.hidden_size = 32;
     cfg.intermediate_size = 48;
@@ -502,6 +507,68 @@ static void test_io(void)
 
 /* CPU seconds of the process (all threads): on a busy machine a steadier measure than the wall
  * clock; with OPENBLAS_NUM_THREADS=1 it is the uncontended wall time. */
+/* The variants' tensor tables, init, config.json round trips and refused fields. */
+static void test_variants(void)
+{
+    const ModelArch archs[] = {MODEL_ARCH_QWEN3, MODEL_ARCH_QWEN2, MODEL_ARCH_LLAMA};
+    char path[512];
+    snprintf(path, sizeof path, "%s/variant.config.json", tmpdir);
+    for (int k = 0; k < 3; k++) {
+        ModelConfig cfg = tiny_config(false, 4, 2), c2;
+        cfg.arch = archs[k];
+        Model *m;
+        CHECK_OK(model_create(&cfg, &m, &err_));
+        bool qwen2 = archs[k] == MODEL_ARCH_QWEN2, qwen3 = archs[k] == MODEL_ARCH_QWEN3;
+        long bq = model_find(m, "model.layers.1.self_attn.q_proj.bias");
+        long bv = model_find(m, "model.layers.1.self_attn.v_proj.bias");
+        CHECK((bq >= 0) == qwen2 && (bv >= 0) == qwen2);
+        CHECK((model_find(m, "model.layers.0.self_attn.k_norm.weight") >= 0) == qwen3);
+        size_t nt = 3 + (size_t)cfg.num_hidden_layers * (9 + (qwen2 ? 3 : 0) + (qwen3 ? 2 : 0));
+        CHECK(m->ntensors == nt);
+        size_t sum = 0;
+        for (size_t i = 0; i < m->ntensors; i++)
+            sum += m->tensors[i].numel;
+        CHECK(sum == m->nparams);
+        float *p = malloc(m->nparams * sizeof *p);
+        model_init_params(m, p, 3);
+        if (qwen2) {
+            CHECK(m->tensors[bq].numel == 32 && m->tensors[bv].numel == 16);
+            CHECK(m->tensors[bv].offset == m->tensors[bq].offset + 32 + 16); /* q, k, v adjacent */
+            CHECK(p[m->tensors[bq].offset] == 0.0f && p[m->tensors[bv].offset + 15] == 0.0f);
+        }
+        CHECK(p[m->tensors[model_find(m, "model.norm.weight")].offset] == 1.0f);
+        free(p);
+        CHECK_OK(model_config_write(path, &cfg, "float32", &err_));
+        CHECK_OK(model_config_read(path, &c2, &err_));
+        CHECK(c2.arch == archs[k] && c2.hidden_size == cfg.hidden_size &&
+              c2.head_dim == cfg.head_dim);
+        model_free(m);
+    }
+    const char *refused[] = {"\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}",
+                             "\"attention_bias\": true", "\"mlp_bias\": true",
+                             "\"hidden_act\": \"gelu\""};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fprintf(f, "{\"model_type\": \"llama\", \"vocab_size\": 50, \"hidden_size\": 64, "
+                   "\"intermediate_size\": 100, \"num_hidden_layers\": 2, "
+                   "\"num_attention_heads\": 8, \"max_position_embeddings\": 128, %s}\n",
+                refused[i]);
+        fclose(f);
+        ModelConfig c2;
+        SsError err = {0};
+        CHECK(model_config_read(path, &c2, &err) == SS_EINPUT && strstr(err.msg, "not supported") ==
+              NULL ? strstr(err.msg, "silu") != NULL : true);
+    }
+    FILE *f = fopen(path, "w");
+    fputs("{\"model_type\": \"qwen2\", \"vocab_size\": 50, \"hidden_size\": 64, "
+          "\"intermediate_size\": 100, \"num_hidden_layers\": 2, \"num_attention_heads\": 8, "
+          "\"max_position_embeddings\": 128, \"use_sliding_window\": true}\n", f);
+    fclose(f);
+    ModelConfig c3;
+    SsError err = {0};
+    CHECK(model_config_read(path, &c3, &err) == SS_EINPUT && strstr(err.msg, "use_sliding_window"));
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -576,11 +643,16 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    test_gradients(false, 4, 2);
-    test_gradients(true, 4, 2);
-    test_gradients(false, 2, 2);
+    test_gradients(false, 4, 2, MODEL_ARCH_QWEN3);
+    test_gradients(true, 4, 2, MODEL_ARCH_QWEN3);
+    test_gradients(false, 2, 2, MODEL_ARCH_QWEN3);
+    test_gradients(false, 4, 2, MODEL_ARCH_QWEN2);
+    test_gradients(true, 2, 2, MODEL_ARCH_LLAMA);
     test_determinism();
-    test_sampling();
+    test_sampling(MODEL_ARCH_QWEN3);
+    test_sampling(MODEL_ARCH_QWEN2);
+    test_sampling(MODEL_ARCH_LLAMA);
+    test_variants();
     test_sampling_batch_bits();
     test_io();
     char cmd[600];
