@@ -11,6 +11,7 @@
 
 #include "formats/dtype_convert.h"
 #include "kernels/svd.h"
+#include "kernels/svd_cuda.h"
 
 /* ---- figures from a spectrum ---- */
 
@@ -194,13 +195,15 @@ static int rank_spectrum(float *x, size_t m, size_t n, size_t nvals, size_t kvec
 {
     size_t r = m < n ? m : n;
     if (!opt->topk) {
-        int rc = svd_values(x, m, n, s, kvec ? u : NULL, err);
+        int rc = opt->cuda ? svd_values_cuda(x, m, n, s, kvec ? u : NULL, err)
+                           : svd_values(x, m, n, s, kvec ? u : NULL, err);
         if (!rc && kvec)
             rank_keep_columns(u, m, r, kvec);
         return rc;
     }
     SvdRandOptions ro = {SVD_DEFAULT_OVERSAMPLE, SVD_DEFAULT_POWER_ITERS, 0x5eed};
-    int rc = svd_topk(x, m, n, nvals, &ro, s, kvec ? u : NULL, err);
+    int rc = opt->cuda ? svd_topk_cuda(x, m, n, nvals, &ro, s, kvec ? u : NULL, err)
+                       : svd_topk(x, m, n, nvals, &ro, s, kvec ? u : NULL, err);
     if (!rc && kvec)
         rank_keep_columns(u, m, nvals, kvec);
     return rc;

@@ -27,6 +27,7 @@
 typedef struct RankOptions {
     size_t topk;      /* 0: full spectra (LAPACK gesdd); K: randomized top K (kernels/svd.h) */
     size_t angles_k;  /* k of the principal angles (default RANK_DEFAULT_ANGLES; 0: none) */
+    int cuda;         /* spectra with cuSOLVER / cuBLAS (kernels/svd_cuda.h) instead of LAPACK */
 } RankOptions;
 
 /* One tensor pair. Integer ranks are -1 and real figures NaN where undetermined (null in JSON):

@@ -71,7 +71,8 @@ static void usage(FILE *f)
 "                     takes --tol, --rtol, --json, --h5, --group-regex, --threads,\n"
 "                     --quiet; numel/8 bytes of memory for the split)\n"
 "  --device D         cpu, cuda or auto (default cpu; auto: CUDA when a GPU is present).\n"
-"                     The CUDA scan gives the same counts (docs/cuda.md)\n"
+"                     The CUDA scan gives the same counts; --rank then uses cuSOLVER\n"
+"                     (docs/cuda.md)\n"
 "  --threads N        worker threads, at most %d (default 0: all cores; under\n"
 "                     mpirun -np N, the node's cores shared by its ranks: docs/mpi.md)\n"
 "  --rank             also the rank of each 2-D update B - A: numerical, 99%%-energy,\n"
@@ -434,7 +435,8 @@ static int scan_main(int argc, char **argv)
     else if (rc == 0) {
         Grouping groups;
         rc = grouping_build(&rules, &report, &groups, &err);
-        RankOptions ropt = {(size_t)rank_k, (size_t)rank_angles};
+        RankOptions ropt = {(size_t)rank_k, (size_t)rank_angles,
+                            opt.device == (int)SCAN_DEVICE_CUDA};
         RankReport ranks = {0};
         MapsReport mreport = {0};
         if (rc == 0 && maps) {
