@@ -6,7 +6,10 @@
  * tensor materialized with its parent and child checks) speeds, best of --reps runs. With
  * --baselines DIR it also writes DIR/xor.bin (the XOR of all tensors) and DIR/xor-planes.bin
  * (the XOR split into byte planes per tensor) for the zstd baselines.
- * Usage: sdelta-bench PARENT CHILD OUT.sdelta [--baselines DIR] [--reps N] */
+ * --minor 1 writes a format 1.1 file (no escape mode); --force-mode M forces chunk mode M where
+ * it applies (testing).
+ * Usage: sdelta-bench PARENT CHILD OUT.sdelta [--baselines DIR] [--reps N] [--minor 1]
+ *                     [--force-mode M] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +35,16 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *pp = NULL, *cp = NULL, *op = NULL, *bdir = NULL;
-    int reps = 3;
+    int reps = 3, minor = 0, force_mode = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--baselines") == 0 && i + 1 < argc)
             bdir = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--minor") == 0 && i + 1 < argc)
+            minor = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--force-mode") == 0 && i + 1 < argc)
+            force_mode = atoi(argv[++i]);
         else if (!pp)
             pp = argv[i];
         else if (!cp)
@@ -139,6 +146,8 @@ int main(int argc, char **argv)
     SdeltaWriteOptions o;
     sdelta_write_options_init(&o);
     o.threads = 1;
+    o.format_minor = minor;
+    o.force_mode = force_mode;
     double tenc = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now();

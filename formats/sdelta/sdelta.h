@@ -52,6 +52,8 @@ typedef struct SdeltaWriteOptions {
     int zstd_level;          /* for the header and zstd-coded chunks; 0: 19 header, 3 chunks */
     int force_mode;          /* testing: -1 (or 0 from a zeroed struct) picks the smallest */
     int force_xform;         /* testing: -1 picks the smallest; 0 XOR, 1 SUB */
+    int format_minor;        /* 0: the newest minor version (2); 1: a format 1.1 file (no escape
+                                mode), which 1.1 readers accept */
 } SdeltaWriteOptions;
 
 /* Fills opt with the defaults (all fields zero except force_mode = force_xform = -1). */
@@ -73,7 +75,7 @@ int sdelta_write_tensors(const char *out_path, const SdeltaTensorSrc *parent, si
 
 /* ---- reading ---- */
 
-enum { SDELTA_NMODES = 6 }; /* chunk modes: unchanged, raw, sparse, dense, planes, split */
+enum { SDELTA_NMODES = 7 }; /* chunk modes: unchanged, raw, sparse, dense, planes, split, escape */
 
 typedef struct SdeltaTensorInfo {
     const char *name;      /* owned by the SdeltaFile */
@@ -95,7 +97,7 @@ typedef struct SdeltaFile {
     unsigned version_major, version_minor;
     uint64_t step;
     const char *parent_name; /* as recorded by the writer */
-    uint64_t parent_hash;    /* XXH64 over the parent tensors' XXH64 digests (see the spec) */
+    uint64_t parent_hash;    /* XXH64 over the parent tensors' digests (XXH3 from format 1.2) */
     uint64_t chunk_elems;
     size_t ntensors;
     const SdeltaTensorInfo *tensors; /* in file order */
@@ -151,7 +153,7 @@ int sdelta_apply(const SdeltaFile *f, const StCheckpoint *parent, const char *ou
                  int threads, SsError *err);
 
 /* Human-readable name of a chunk mode ("unchanged", "raw", "sparse", "dense", "planes",
- * "split"). */
+ * "split", "escape"). */
 const char *sdelta_mode_name(int mode);
 
 #endif

@@ -46,7 +46,7 @@ int sdelta_parent_hash_of(const SdeltaFile *f, const StCheckpoint *parent, uint6
             sdbuf_free(&b);
             return SS_EINCOMPAT;
         }
-        sdbuf_u64(&b, sdelta_hash64(p->data, (size_t)p->nbytes, 0));
+        sdbuf_u64(&b, sdelta_digest(f->version_minor, p->data, (size_t)p->nbytes));
     }
     if (b.oom) {
         sdbuf_free(&b);
@@ -68,8 +68,9 @@ static void task_check(void *ctx, size_t c, int tid)
     (void)tid;
     CheckJob *j = ctx;
     const SdChunkRec *cr = &sdelta_impl(j->f)->chunks[c];
-    if (cr->size && !SDELTA_CHECK_OK(sdelta_hash32(sdelta_impl(j->f)->base + cr->offset,
-                                                   (size_t)cr->size),
+    if (cr->size && !SDELTA_CHECK_OK(sdelta_check32(j->f->version_minor,
+                                                    sdelta_impl(j->f)->base + cr->offset,
+                                                    (size_t)cr->size),
                                      cr->check)) {
         uint64_t cur = __atomic_load_n(&j->bad, __ATOMIC_RELAXED);
         while (c < cur && !__atomic_compare_exchange_n(&j->bad, &cur, c, false, __ATOMIC_RELAXED,

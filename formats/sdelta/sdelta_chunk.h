@@ -51,8 +51,11 @@ typedef struct SdSharedTables {
     uint32_t index[SDELTA_ROLE_COUNT];
 } SdSharedTables;
 
+#define SDELTA_FORCE_V11 (-2)
+
 typedef struct SdChunkEncodeOpts {
-    int force_mode;  /* -1: smallest; else an SDELTA_MODE_* (UNCHANGED only when unchanged) */
+    int force_mode;  /* -1: smallest; SDELTA_FORCE_V11: smallest of the format 1.1 modes (no
+                        ESCAPE); else an SDELTA_MODE_* (UNCHANGED only when unchanged) */
     int force_xform; /* -1: smallest; else an SDELTA_XFORM_* */
     int zstd_level;  /* for PLANES */
 } SdChunkEncodeOpts;

@@ -247,6 +247,34 @@ ALWAYS_INLINE uint64_t apply_split_w(const uint8_t *ts, size_t j0, size_t nb, un
     return cnt;
 }
 
+/* Escape mode (w = 2): symbol q of the block is value q, or 255: the value is the next u16 at
+ * *ep (below eend, at least 255). Returns false on a malformed escape; adds the nonzero values
+ * to *cnt. */
+ALWAYS_INLINE bool apply_escape_w(const uint8_t *ts, size_t j0, size_t nb, bool fl, int xf,
+                                  const uint8_t *parent, uint8_t *dst, const uint8_t **ep,
+                                  const uint8_t *eend, uint64_t *cnt)
+{
+    const uint8_t *e = *ep;
+    uint64_t n = 0;
+    for (size_t q = 0; q < nb; q++) {
+        uint64_t v = ts[q];
+        if (v == SDELTA_ESCAPE_SYM) {
+            if (eend - e < 2)
+                return false;
+            v = sdelta_rd16(e);
+            e += 2;
+            if (v < SDELTA_ESCAPE_SYM)
+                return false;
+        }
+        n += v != 0;
+        size_t j = j0 + q;
+        st(dst, j, 2, apply_value(parent ? ld(parent, j, 2) : 0, v, 2, fl, xf));
+    }
+    *ep = e;
+    *cnt += n;
+    return true;
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define SD_SPLIT_AVX2 1
@@ -259,40 +287,156 @@ static void split_fill(void)
     split_avx2_ok = __builtin_cpu_supports("avx2");
 }
 
-/* The 2-byte split mode 16 elements at a time; kind 0 XOR, 1 SUB of integers, 2 SUB of
- * floats. Handles the largest multiple of 16 of nb; returns it, adding the nonzero values to
- * *cnt. ts, parent and dst point at the block's first element. */
+/* Child elements from 16 parent elements p and their 16-bit values v; kind 0 XOR, 1 SUB of
+ * integers, 2 SUB of floats. */
+__attribute__((target("avx2"))) static inline __m256i apply16_avx2(__m256i p, __m256i v, int kind)
+{
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi16(1);
+    const __m256i sgn = _mm256_set1_epi16((short)0x8000), ones = _mm256_set1_epi16(-1);
+    if (kind == 0)
+        return _mm256_xor_si256(p, v);
+    __m256i d = _mm256_xor_si256(_mm256_srli_epi16(v, 1),
+                                 _mm256_sub_epi16(zero, _mm256_and_si256(v, one)));
+    if (kind == 1)
+        return _mm256_add_epi16(p, d);
+    __m256i k = _mm256_xor_si256(p, _mm256_or_si256(_mm256_srai_epi16(p, 15), sgn));
+    k = _mm256_add_epi16(k, d);
+    __m256i nk = _mm256_xor_si256(k, ones);
+    return _mm256_xor_si256(k, _mm256_or_si256(_mm256_srai_epi16(nk, 15), sgn));
+}
+
+/* The 2-byte split mode 16 elements at a time. Handles the largest multiple of 16 of nb;
+ * returns it, adding the nonzero values to *cnt. ts, parent and dst point at the block's first
+ * element. */
 __attribute__((target("avx2,popcnt"))) static size_t
 split2_avx2(const uint8_t *ts, size_t nb, int kind, const uint8_t *parent, uint8_t *dst,
             uint64_t *cnt)
 {
-    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi16(1);
-    const __m256i sgn = _mm256_set1_epi16((short)0x8000), ones = _mm256_set1_epi16(-1);
+    const __m256i zero = _mm256_setzero_si256();
     uint64_t zeros = 0;
     size_t q = 0;
     for (; q + 16 <= nb; q += 16) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(ts + 2 * q));
         __m256i p = parent ? _mm256_loadu_si256((const __m256i *)(parent + 2 * q)) : zero;
-        __m256i c;
-        if (kind == 0) {
-            c = _mm256_xor_si256(p, v);
-        } else {
-            __m256i d = _mm256_xor_si256(_mm256_srli_epi16(v, 1),
-                                         _mm256_sub_epi16(zero, _mm256_and_si256(v, one)));
-            if (kind == 1) {
-                c = _mm256_add_epi16(p, d);
-            } else {
-                __m256i k = _mm256_xor_si256(p, _mm256_or_si256(_mm256_srai_epi16(p, 15), sgn));
-                k = _mm256_add_epi16(k, d);
-                __m256i nk = _mm256_xor_si256(k, ones);
-                c = _mm256_xor_si256(k, _mm256_or_si256(_mm256_srai_epi16(nk, 15), sgn));
-            }
-        }
-        _mm256_storeu_si256((__m256i *)(dst + 2 * q), c);
+        _mm256_storeu_si256((__m256i *)(dst + 2 * q), apply16_avx2(p, v, kind));
         zeros += (unsigned)__builtin_popcount(
             (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, zero)));
     }
     *cnt += q - zeros / 2;
+    return q;
+}
+
+/* The dense mode for 2-byte elements 16 at a time: a group whose tokens are all below 16 has
+ * no extra bits (the tokens are the values); other groups read their extra bits from br. Handles
+ * the largest multiple of 16 of nb and returns it, adding the nonzero tokens to *cnt and flagging
+ * impossible values in *over. */
+__attribute__((target("avx2,popcnt"))) static size_t
+dense2_avx2(const uint8_t *tv, size_t nb, int kind, const uint8_t *parent, uint8_t *dst,
+            BitRd *br, uint64_t *cnt, uint64_t *over)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    const __m128i hi4 = _mm_set1_epi8((char)0xf0), z8 = _mm_setzero_si128();
+    const uint8_t *bp = br->p, *bend = br->end;
+    uint64_t buf = br->buf;
+    unsigned avail = br->avail;
+    uint64_t zeros = 0, ov = 0;
+    bool bad = false;
+    size_t q = 0;
+    for (; q + 16 <= nb; q += 16) {
+        __m128i sb = _mm_loadu_si128((const __m128i *)(tv + q));
+        __m256i v;
+        if (_mm_testz_si128(sb, hi4)) {
+            v = _mm256_cvtepu8_epi16(sb);
+        } else {
+            /* at most 13 extra bits per element: one refill serves four elements */
+            uint16_t tmp[16];
+            for (int u4 = 0; u4 < 16; u4 += 4) {
+                if (bend - bp >= 8) {
+                    buf |= sdelta_rd64(bp) << avail;
+                    bp += (63 - avail) >> 3;
+                    avail |= 56;
+                    for (int u = u4; u < u4 + 4; u++) {
+                        unsigned t = tv[q + u], ne = tok_nextra[t];
+                        ov |= ne > MAX_NEXTRA(2);
+                        ne = ne > MAX_NEXTRA(2) ? 0 : ne;
+                        uint64_t x = tok_base[t] + (buf & ((1ull << ne) - 1));
+                        buf >>= ne;
+                        avail -= ne;
+                        ov |= x > 0xffff;
+                        tmp[u] = (uint16_t)x;
+                    }
+                } else {
+                    BitRd b = {bp, bend, buf, avail, false};
+                    for (int u = u4; u < u4 + 4; u++) {
+                        unsigned t = tv[q + u], ne = tok_nextra[t];
+                        ov |= ne > MAX_NEXTRA(2);
+                        ne = ne > MAX_NEXTRA(2) ? 0 : ne;
+                        uint64_t x = tok_base[t] + bits_get(&b, ne);
+                        ov |= x > 0xffff;
+                        tmp[u] = (uint16_t)x;
+                    }
+                    bp = b.p;
+                    buf = b.buf;
+                    avail = b.avail;
+                    bad |= b.bad;
+                }
+            }
+            v = _mm256_loadu_si256((const __m256i *)tmp);
+        }
+        __m256i p = parent ? _mm256_loadu_si256((const __m256i *)(parent + 2 * q)) : zero;
+        _mm256_storeu_si256((__m256i *)(dst + 2 * q), apply16_avx2(p, v, kind));
+        zeros += (unsigned)__builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(sb, z8)));
+    }
+    *br = (BitRd){bp, bend, buf, avail, bad};
+    *cnt += q - zeros;
+    *over |= ov;
+    return q;
+}
+
+/* The escape mode 16 elements at a time: symbols ts (255: the next u16 at *ep, which must be
+ * below eend and at least 255). Handles the largest multiple of 16 of nb and returns it (0 with
+ * *bad set on a malformed escape), adding the nonzero values to *cnt. */
+__attribute__((target("avx2,popcnt"))) static size_t
+escape_avx2(const uint8_t *ts, size_t nb, int kind, const uint8_t *parent, uint8_t *dst,
+            const uint8_t **ep, const uint8_t *eend, uint64_t *cnt, bool *bad)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    const __m128i esc = _mm_set1_epi8((char)SDELTA_ESCAPE_SYM), z8 = _mm_setzero_si128();
+    const uint8_t *e = *ep;
+    uint64_t zeros = 0;
+    size_t q = 0;
+    for (; q + 16 <= nb; q += 16) {
+        __m128i sb = _mm_loadu_si128((const __m128i *)(ts + q));
+        __m256i v = _mm256_cvtepu8_epi16(sb);
+        unsigned em = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(sb, esc));
+        if (em) {
+            uint16_t tmp[16];
+            _mm256_storeu_si256((__m256i *)tmp, v);
+            if ((size_t)(eend - e) < 2u * (unsigned)__builtin_popcount(em)) {
+                *bad = true;
+                return 0;
+            }
+            unsigned small = 0;
+            do {
+                unsigned j = (unsigned)__builtin_ctz(em);
+                tmp[j] = sdelta_rd16(e);
+                small |= tmp[j] < SDELTA_ESCAPE_SYM;
+                e += 2;
+                em &= em - 1;
+            } while (em);
+            if (small) {
+                *bad = true;
+                return 0;
+            }
+            v = _mm256_loadu_si256((const __m256i *)tmp);
+        }
+        __m256i p = parent ? _mm256_loadu_si256((const __m256i *)(parent + 2 * q)) : zero;
+        _mm256_storeu_si256((__m256i *)(dst + 2 * q), apply16_avx2(p, v, kind));
+        zeros += (unsigned)__builtin_popcount(
+            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(sb, z8)));
+    }
+    *ep = e;
+    *cnt += q - zeros;
     return q;
 }
 #endif
@@ -362,6 +506,12 @@ int sdelta_decode_chunk(const SdChunkShape *sh, uint8_t mode, const uint8_t *pay
             return -1;
         }
         break;
+    case SDELTA_MODE_ESCAPE:
+        if (w != 2) {
+            *why = "escape mode for an element not 2 bytes wide";
+            return -1;
+        }
+        break;
     default:
         *why = "unknown chunk mode";
         return -1;
@@ -410,6 +560,49 @@ int sdelta_decode_chunk(const SdChunkShape *sh, uint8_t mode, const uint8_t *pay
         }
         return sdelta_rans_dec_end(&rd) && cnt == nchanged ? 0 : -1;
     }
+    if (mode == SDELTA_MODE_ESCAPE) {
+        /* one stream of m symbols, then the escaped values; blocks of 4096 elements are
+         * decoded into tok_a and applied while in L1 */
+        SdRansDecTable *dec[1] = {scr->dec_a};
+        SdRansDec rd;
+        if (!read_tables(&r, shared, nshared, dec, 1) ||
+            !sdelta_rans_dec_begin(&r, &rd, (const SdRansDecTable *const *)dec, 1))
+            return -1;
+        const uint8_t *ep = r.p, *eend = r.end;
+        uint64_t cnt = 0;
+        const size_t block = 4096;
+#ifdef SD_SPLIT_AVX2
+        pthread_once(&split_once, split_fill);
+        int kind = xf == SDELTA_XFORM_XOR ? 0 : fl ? 2 : 1;
+#endif
+        for (size_t j0 = 0; j0 < m; j0 += block) {
+            size_t nb = m - j0 < block ? m - j0 : block, q = 0;
+            if (!sdelta_rans_dec_block(&rd, scr->tok_a, nb))
+                return -1;
+#ifdef SD_SPLIT_AVX2
+            if (split_avx2_ok) {
+                bool bad = false;
+                q = escape_avx2(scr->tok_a, nb, kind, parent ? parent + 2 * j0 : NULL,
+                                dst + 2 * j0, &ep, eend, &cnt, &bad);
+                if (bad)
+                    return -1;
+            }
+#endif
+            const uint8_t *ts = scr->tok_a + q;
+            if (xf == SDELTA_XFORM_XOR)
+                ok = apply_escape_w(ts, j0 + q, nb - q, false, SDELTA_XFORM_XOR, parent, dst, &ep,
+                                    eend, &cnt);
+            else if (fl)
+                ok = apply_escape_w(ts, j0 + q, nb - q, true, SDELTA_XFORM_SUB, parent, dst, &ep,
+                                    eend, &cnt);
+            else
+                ok = apply_escape_w(ts, j0 + q, nb - q, false, SDELTA_XFORM_SUB, parent, dst, &ep,
+                                    eend, &cnt);
+            if (!ok)
+                return -1;
+        }
+        return sdelta_rans_dec_end(&rd) && ep == eend && cnt == nchanged ? 0 : -1;
+    }
     if (mode == SDELTA_MODE_SPARSE) {
         size_t k = (size_t)nchanged;
         SdRansDecTable *dec[2] = {scr->dec_a, scr->dec_b};
@@ -443,12 +636,25 @@ int sdelta_decode_chunk(const SdChunkShape *sh, uint8_t mode, const uint8_t *pay
         uint64_t cnt = 0, over = 0;
         const size_t block = 4096;
         ok = true;
+#ifdef SD_SPLIT_AVX2
+        pthread_once(&split_once, split_fill);
+        int kind = xf == SDELTA_XFORM_XOR ? 0 : fl ? 2 : 1;
+#endif
         for (size_t j0 = 0; ok && j0 < m; j0 += block) {
             size_t nb = m - j0 < block ? m - j0 : block;
             if (!sdelta_rans_dec_block(&rd, scr->tok_a, nb))
                 return -1;
+            size_t q = 0;
+#ifdef SD_SPLIT_AVX2
+            if (w == 2 && split_avx2_ok) {
+                q = dense2_avx2(scr->tok_a, nb, kind, parent ? parent + 2 * j0 : NULL,
+                                dst + 2 * j0, &br, &cnt, &over);
+                if (br.bad)
+                    return -1;
+            }
+#endif
 #define CALL_APPLY_DENSE(W, FL, XF)                                                                \
-    ok = apply_dense_w(scr->tok_a, j0, nb, W, FL, XF, &br, parent, dst, &cnt, &over)
+    ok = apply_dense_w(scr->tok_a + q, j0 + q, nb - q, W, FL, XF, &br, parent, dst, &cnt, &over)
             DISPATCH_W(w, fl, xf, CALL_APPLY_DENSE);
         }
         ok = ok && sdelta_rans_dec_end(&rd) && cnt == nchanged && !over;

@@ -1,7 +1,9 @@
 /* Chunk encoding (sdelta_encode_chunk, sdelta_chunk_stats): find the changed elements, express
  * each against its parent (XOR or SUB), turn values and gaps into byte tokens plus extra bits,
  * estimate every mode from the token counts, and write the smallest: sparse (gaps and values),
- * dense (a token per element), planes (zstd of the XOR byte planes) or raw. */
+ * dense (a token per element), planes (zstd of the XOR byte planes) or raw; chunks of 1- and
+ * 2-byte elements with many changes may take the split or escape modes (byte symbols, faster to
+ * decode) when they cost about as little. */
 #include "formats/sdelta/sdelta_chunk.h"
 
 #include <math.h>
@@ -282,14 +284,18 @@ static double cost_of(const uint64_t h[SDELTA_NSYMS])
 
 /* ---- split mode (widths 1 and 2): the bytes of every element's value, one table per byte ---- */
 
-/* Sampled costs (bits per sampled element) of the split and dense modes under both transforms. */
+/* Sampled costs (bits per sampled element) of the split, dense and (w = 2) escape modes under
+ * both transforms. */
 ALWAYS_INLINE void sample_split_w(const uint8_t *a, const uint8_t *b, size_t m, size_t step,
-                                  unsigned w, bool fl, double split[2], double dense[2])
+                                  unsigned w, bool fl, double split[2], double dense[2],
+                                  double esc[2])
 {
     uint64_t hb[SDELTA_XFORM_COUNT][2][SDELTA_NSYMS], ht[SDELTA_XFORM_COUNT][SDELTA_NSYMS];
+    uint64_t he[SDELTA_XFORM_COUNT][SDELTA_NSYMS];
     uint64_t ex[SDELTA_XFORM_COUNT] = {0};
     memset(hb, 0, sizeof hb);
     memset(ht, 0, sizeof ht);
+    memset(he, 0, sizeof he);
     for (size_t i = 0; i < m; i += step) {
         uint64_t p = a ? ld(a, i, w) : 0, c = ld(b, i, w);
         for (int xf = 0; xf < SDELTA_XFORM_COUNT; xf++) {
@@ -297,6 +303,7 @@ ALWAYS_INLINE void sample_split_w(const uint8_t *a, const uint8_t *b, size_t m, 
             uint64_t v = value_of(p, c, w, fl, xf);
             hb[xf][0][v & 255]++;
             hb[xf][1][(v >> 8) & 255]++;
+            he[xf][v < SDELTA_ESCAPE_SYM ? v : SDELTA_ESCAPE_SYM]++;
             ht[xf][sdelta_token_of(v, &ne)]++;
             ex[xf] += ne;
         }
@@ -310,6 +317,9 @@ ALWAYS_INLINE void sample_split_w(const uint8_t *a, const uint8_t *b, size_t m, 
         dense[xf] = (double)ex[xf];
         if (sdelta_rans_build(&t, ht[xf]))
             dense[xf] += sdelta_rans_cost_bits(&t, ht[xf]);
+        esc[xf] = INFINITY;
+        if (w == 2 && sdelta_rans_build(&t, he[xf]))
+            esc[xf] = sdelta_rans_cost_bits(&t, he[xf]) + 16.0 * (double)he[xf][SDELTA_ESCAPE_SYM];
     }
 }
 
@@ -393,6 +403,55 @@ static double encode_split(const SdChunkShape *sh, const uint8_t *a, const uint8
     return head + 1.0 + 3.0 + 4.0 * lanes + bits / 8.0;
 }
 
+/* ---- escape mode (width 2): one byte symbol per value, values >= 255 stored apart ---- */
+
+/* Appends an escape-mode payload (transform byte, one stream of m symbols with one inline table,
+ * then the escaped values as u16). Returns the estimated payload bytes, or -1 on allocation
+ * failure. */
+static double encode_escape(const SdChunkShape *sh, const uint8_t *a, const uint8_t *b, int xf,
+                            SdChunkScratch *scr, SdBuf *payload)
+{
+    size_t m = sh->m, ne = 0;
+    uint8_t *val = scr->planes, *sy = scr->tok_a; /* m u16 values (planes holds 8m bytes) */
+    if (xf == SDELTA_XFORM_XOR)
+        split_values_w(a, b, m, 2, false, SDELTA_XFORM_XOR, val);
+    else if (sh->is_float)
+        split_values_w(a, b, m, 2, true, SDELTA_XFORM_SUB, val);
+    else
+        split_values_w(a, b, m, 2, false, SDELTA_XFORM_SUB, val);
+    for (size_t i = 0; i < m; i++) {
+        uint64_t v = ld(val, i, 2);
+        sy[i] = (uint8_t)(v < SDELTA_ESCAPE_SYM ? v : SDELTA_ESCAPE_SYM);
+        st(val, ne, 2, v); /* escaped values move to the front, in order (ne <= i) */
+        ne += v >= SDELTA_ESCAPE_SYM;
+    }
+    uint64_t h[SDELTA_NSYMS];
+    byte_hist(sy, m, h);
+    SdRansTable t;
+    const SdRansTable *tp[1] = {&t};
+    sdelta_rans_build(&t, h);
+    double bits = sdelta_rans_cost_bits(&t, h);
+    sdbuf_u8(payload, (uint8_t)xf);
+    sdbuf_varint(payload, 0);
+    sdelta_rans_table_write(payload, &t);
+    unsigned lanes = split_lanes(m);
+    if (!sdelta_rans_encode(payload, tp, 1, sy, m, lanes))
+        return -1;
+    sdbuf_put(payload, val, 2 * ne); /* u16 little-endian (little-endian hosts only) */
+    if (payload->oom)
+        return -1;
+    return 2.0 + (double)sdelta_rans_table_bytes(&t) + 1.0 + 3.0 + 4.0 * lanes + bits / 8.0 +
+           2.0 * (double)ne;
+}
+
+/* Split or escape mode. */
+static double encode_bytes(const SdChunkShape *sh, const uint8_t *a, const uint8_t *b, int mode,
+                           int xf, SdChunkScratch *scr, SdBuf *payload)
+{
+    return mode == SDELTA_MODE_ESCAPE ? encode_escape(sh, a, b, xf, scr, payload)
+                                      : encode_split(sh, a, b, xf, scr, payload);
+}
+
 int sdelta_encode_chunk(const SdChunkShape *sh, const uint8_t *parent, const uint8_t *child,
                         const SdSharedTables *shared, const SdChunkEncodeOpts *opt,
                         SdChunkScratch *scr, uint8_t *mode, uint64_t *nchanged, SdBuf *payload)
@@ -400,8 +459,9 @@ int sdelta_encode_chunk(const SdChunkShape *sh, const uint8_t *parent, const uin
     size_t m = sh->m, w = sh->width, raw = m * w;
     bool fl = sh->is_float;
     int force = opt ? opt->force_mode : -1;
-    if (force < SDELTA_MODE_RAW || force > SDELTA_MODE_SPLIT ||
-        (force == SDELTA_MODE_SPLIT && w > 2))
+    bool esc_ok = w == 2 && force != SDELTA_FORCE_V11; /* the escape mode is new in 1.2 */
+    if (force < SDELTA_MODE_RAW || force > SDELTA_MODE_ESCAPE ||
+        (force == SDELTA_MODE_SPLIT && w > 2) || (force == SDELTA_MODE_ESCAPE && w != 2))
         force = -1;
     if (scratch_grow(scr, m))
         return -1;
@@ -416,45 +476,61 @@ int sdelta_encode_chunk(const SdChunkShape *sh, const uint8_t *parent, const uin
 
     int xf = opt && opt->force_xform >= 0 ? opt->force_xform : -1;
 
-    /* Mostly changed chunks of 1- and 2-byte elements: the split mode when its sampled cost is
-     * within 5% of the dense mode's (it codes and decodes about twice as fast: no extra bits,
-     * SIMD rANS). Below half changed, its 12-bit tables lose more than the sample shows. */
-    if (force == SDELTA_MODE_SPLIT || (force < 0 && w <= 2 && k >= m / 2)) {
-        double sc[2], dc[2];
+    /* Chunks of 2-byte elements with a few percent changed or more: the escape mode when its
+     * sampled cost is within 3% of the dense and split modes' (one SIMD-decoded symbol per
+     * element, no extra bits: the fastest to decode). Mostly changed chunks of 1- and 2-byte
+     * elements: otherwise the split mode when its sampled cost is within 5% of the dense mode's
+     * (it codes and decodes about twice as fast as dense: no extra bits, SIMD rANS). Below half
+     * changed, its 12-bit tables lose more than the sample shows. */
+    bool try_esc = esc_ok && (force == SDELTA_MODE_ESCAPE || (force < 0 && k >= m / 2));
+    bool try_split = force == SDELTA_MODE_SPLIT || (force < 0 && w <= 2 && k >= m / 2);
+    if (try_esc || try_split) {
+        double sc[2], dc[2], ec[2];
         size_t step = m > 16384 ? m / 16384 : 1;
-#define CALL_SAMPLE_SPLIT(W) sample_split_w(parent, child, m, step, W, fl, sc, dc)
+#define CALL_SAMPLE_SPLIT(W) sample_split_w(parent, child, m, step, W, fl, sc, dc, ec)
         if (w == 1)
             CALL_SAMPLE_SPLIT(1);
         else
             CALL_SAMPLE_SPLIT(2);
         int sx = xf >= 0 ? xf : sc[SDELTA_XFORM_SUB] < sc[SDELTA_XFORM_XOR] ? SDELTA_XFORM_SUB
                                                                             : SDELTA_XFORM_XOR;
+        int ex = xf >= 0 ? xf : ec[SDELTA_XFORM_SUB] < ec[SDELTA_XFORM_XOR] ? SDELTA_XFORM_SUB
+                                                                            : SDELTA_XFORM_XOR;
         double dmin = dc[0] < dc[1] ? dc[0] : dc[1];
-        if (force == SDELTA_MODE_SPLIT || sc[sx] <= 1.05 * dmin) {
+        int bm = -1, bx = 0;
+        if (force == SDELTA_MODE_ESCAPE ||
+            (try_esc && ec[ex] <= 1.03 * dmin && (!try_split || ec[ex] <= 1.03 * sc[sx]))) {
+            bm = SDELTA_MODE_ESCAPE;
+            bx = ex;
+        } else if (force == SDELTA_MODE_SPLIT || (try_split && sc[sx] <= 1.05 * dmin)) {
+            bm = SDELTA_MODE_SPLIT;
+            bx = sx;
+        }
+        if (bm >= 0) {
             size_t at = payload->len;
-            double est = encode_split(sh, parent, child, sx, scr, payload);
+            double est = encode_bytes(sh, parent, child, bm, bx, scr, payload);
             if (est < 0 || payload->oom)
                 return -1;
-            *mode = SDELTA_MODE_SPLIT;
+            *mode = (uint8_t)bm;
             if (force < 0 && payload->len - at > raw / 2) {
                 /* poorly compressible: zstd of the byte planes, or raw, may do better */
-                size_t split_len = payload->len - at;
+                size_t bytes_len = payload->len - at;
                 payload->len = at;
                 size_t z = encode_planes(sh, parent, child, scr->planes,
                                          opt ? opt->zstd_level : 3, payload);
                 if (payload->oom)
                     return -1;
-                if (z && z < split_len && z < raw) {
+                if (z && z < bytes_len && z < raw) {
                     *mode = SDELTA_MODE_PLANES;
                     return 0;
                 }
                 payload->len = at;
-                if (split_len >= raw) {
+                if (bytes_len >= raw) {
                     *mode = SDELTA_MODE_RAW;
                     sdbuf_put(payload, child, raw);
                     return payload->oom ? -1 : 0;
                 }
-                encode_split(sh, parent, child, sx, scr, payload);
+                encode_bytes(sh, parent, child, bm, bx, scr, payload);
                 return payload->oom ? -1 : 0;
             }
             return 0;

@@ -23,7 +23,8 @@
 
 const char *sdelta_mode_name(int mode)
 {
-    static const char *names[] = {"unchanged", "raw", "sparse", "dense", "planes", "split"};
+    static const char *names[] = {"unchanged", "raw", "sparse", "dense", "planes", "split",
+                                  "escape"};
     return mode >= 0 && mode < SDELTA_MODE_COUNT ? names[mode] : "?";
 }
 
@@ -236,6 +237,8 @@ static int parse_header(SdeltaFile *f, SdFileImpl *im, const uint8_t *h, size_t 
                 why = "truncated chunk record";
             else if (cr.mode >= SDELTA_MODE_COUNT)
                 why = "unknown chunk mode";
+            else if (cr.mode == SDELTA_MODE_ESCAPE && f->version_minor < 2)
+                why = "escape mode in a file of format 1.0 or 1.1";
             else if (cr.mode != SDELTA_MODE_UNCHANGED && (cr.size == 0 || cr.nchanged == 0))
                 why = "empty changed chunk";
             else if (cr.nchanged > m)
@@ -461,7 +464,7 @@ int sdelta_check_parent(const SdeltaFile *f, size_t i, const void *parent, SsErr
     if (!parent)
         return ss_err(err, SS_EUSAGE, "%s: tensor '%s': a parent tensor is needed", f->path,
                       t->name);
-    uint32_t got = sdelta_hash32(parent, (size_t)t->nbytes),
+    uint32_t got = sdelta_check32(f->version_minor, parent, (size_t)t->nbytes),
              want = sdelta_impl(f)->recs[i].parent_check;
     if (!SDELTA_CHECK_OK(got, want))
         return ss_err(err, SS_EINCOMPAT,
@@ -486,7 +489,8 @@ static int decode_chunk(const SdeltaFile *f, size_t i, uint64_t c, const uint8_t
     if (m > f->chunk_elems)
         m = f->chunk_elems;
     const uint8_t *payload = im->base + cr->offset;
-    if (cr->size && !SDELTA_CHECK_OK(sdelta_hash32(payload, (size_t)cr->size), cr->check))
+    if (cr->size &&
+        !SDELTA_CHECK_OK(sdelta_check32(f->version_minor, payload, (size_t)cr->size), cr->check))
         return ss_err(err, SS_EINPUT, "%s: tensor '%s': chunk %llu: checksum mismatch (corrupt data)",
                       f->path, t->name, (unsigned long long)c);
     SdChunkShape sh = {(size_t)m, tr->width, tr->is_float};
@@ -570,7 +574,7 @@ int sdelta_decode_tensor(const SdeltaFile *f, size_t i, const void *parent, void
             *err = j.err;
         return j.rc;
     }
-    uint32_t got = sdelta_hash32(t->nbytes ? dst : "", (size_t)t->nbytes);
+    uint32_t got = sdelta_check32(f->version_minor, t->nbytes ? dst : "", (size_t)t->nbytes);
     if (!SDELTA_CHECK_OK(got, sdelta_impl(f)->recs[i].child_check))
         return ss_err(err, SS_EINPUT,
                       "%s: tensor '%s': decoded bytes fail the child check (corrupt delta)",
@@ -599,6 +603,8 @@ int sdelta_fuzz_open_header(const uint8_t *h, size_t hlen, const uint8_t *data, 
         return SS_EOUTPUT;
     }
     f->path = path;
+    f->version_major = SDELTA_VERSION_MAJOR;
+    f->version_minor = SDELTA_VERSION_MINOR;
     f->impl_ = im;
     im->base = data;
     im->len = len;

@@ -94,9 +94,10 @@ static void task_hash(void *ctx, size_t i, int tid)
     (void)tid;
     Enc *e = ctx;
     EncTensor *t = &e->t[i];
-    t->child_h64 = sdelta_hash64(t->src->data ? t->src->data : "", (size_t)t->nbytes, 0);
+    unsigned minor = e->opt.format_minor == 1 ? 1u : SDELTA_VERSION_MINOR;
+    t->child_h64 = sdelta_digest(minor, t->src->data ? t->src->data : "", (size_t)t->nbytes);
     if (t->parent)
-        t->parent_h64 = sdelta_hash64(t->parent, (size_t)t->nbytes, 0);
+        t->parent_h64 = sdelta_digest(minor, t->parent, (size_t)t->nbytes);
 }
 
 static void task_pass1(void *ctx, size_t i, int tid)
@@ -129,8 +130,9 @@ static void task_encode(void *ctx, size_t j, int tid)
     EncChunk *c = &e->c[e->batch_first + j];
     const EncTensor *t = &e->t[c->tensor];
     SdChunkShape sh = chunk_shape(e, c);
-    SdChunkEncodeOpts o = {e->opt.force_mode, e->opt.force_xform,
-                           e->opt.zstd_level > 0 ? e->opt.zstd_level : 3};
+    SdChunkEncodeOpts o = {e->opt.format_minor == 1 && e->opt.force_mode < 0 ? SDELTA_FORCE_V11
+                                                                              : e->opt.force_mode,
+                           e->opt.force_xform, e->opt.zstd_level > 0 ? e->opt.zstd_level : 3};
     SdBuf *out = &e->payloads[j];
     out->len = 0;
     const SdSharedTables *sh_t = e->has_shared[t->src->dtype] ? &e->shared[t->src->dtype] : NULL;
@@ -140,7 +142,9 @@ static void task_encode(void *ctx, size_t j, int tid)
         return;
     }
     c->size = out->len;
-    c->check = out->len ? sdelta_hash32(out->p, out->len) : 0;
+    c->check = out->len ? sdelta_check32(e->opt.format_minor == 1 ? 1u : SDELTA_VERSION_MINOR,
+                                         out->p, out->len)
+                        : 0;
 }
 
 /* ---- output ---- */
@@ -379,6 +383,11 @@ int sdelta_write_tensors(const char *out_path, const SdeltaTensorSrc *parent, si
                       (unsigned long long)SDELTA_MAX_CHUNK_ELEMS);
     if (e.opt.force_mode == 0)
         e.opt.force_mode = -1;
+    if (e.opt.format_minor < 0 || e.opt.format_minor > (int)SDELTA_VERSION_MINOR ||
+        (e.opt.format_minor == 1 && e.opt.force_mode == SDELTA_MODE_ESCAPE))
+        return ss_err(err, SS_EUSAGE, "%s: cannot write format 1.%d (this writer: 1.1 or 1.%u%s)",
+                      out_path, e.opt.format_minor, SDELTA_VERSION_MINOR,
+                      e.opt.format_minor == 1 ? ", escape mode from 1.2" : "");
     for (size_t i = 0; i < e.opt.nmeta; i++)
         if (!e.opt.meta[i].key || !e.opt.meta[i].value)
             return ss_err(err, SS_EUSAGE, "%s: metadata entry %zu is NULL", out_path, i);
@@ -423,7 +432,7 @@ int sdelta_write_tensors(const char *out_path, const SdeltaTensorSrc *parent, si
     uint8_t pre[SDELTA_PREAMBLE_BYTES];
     memcpy(pre, SDELTA_MAGIC, 8);
     sdelta_wr16(pre + 8, SDELTA_VERSION_MAJOR);
-    sdelta_wr16(pre + 10, SDELTA_VERSION_MINOR);
+    sdelta_wr16(pre + 10, e.opt.format_minor == 1 ? 1u : SDELTA_VERSION_MINOR);
     sdelta_wr32(pre + 12, 0);
     if (write_all(fd, pre, sizeof pre))
         goto io_fail;

@@ -14,7 +14,7 @@
 #define SDELTA_MAGIC "SDLT\r\n\x1a\n"      /* 8 bytes at offset 0 */
 #define SDELTA_END_MAGIC "SDLTEND\n"       /* last 8 bytes of the file */
 #define SDELTA_VERSION_MAJOR 1u
-#define SDELTA_VERSION_MINOR 1u /* 1: split mode, up to 32 rANS lanes */
+#define SDELTA_VERSION_MINOR 2u /* 1: split mode, up to 32 rANS lanes; 2: escape mode */
 #define SDELTA_PREAMBLE_BYTES 16u          /* magic, u16 major, u16 minor, u32 flags (0) */
 #define SDELTA_FOOTER_BYTES 48u            /* 5 x u64 + end magic */
 #define SDELTA_MAX_HEADER_BYTES (1ull << 30) /* decompressed header limit */
@@ -30,6 +30,8 @@ enum {
     SDELTA_MODE_DENSE = 3,     /* transform byte, value-token stream over every element, extra bits */
     SDELTA_MODE_PLANES = 4,    /* one zstd frame of the XOR split into byte planes */
     SDELTA_MODE_SPLIT = 5,     /* transform byte, one stream of every value's bytes (width <= 2) */
+    SDELTA_MODE_ESCAPE = 6,    /* transform byte, one byte symbol per value (255: escape), then
+                                  the escaped values as u16 (width 2; minor version 2) */
     SDELTA_MODE_COUNT
 };
 
@@ -45,6 +47,7 @@ enum {
 #define SDELTA_RANS_PROB_SCALE (1u << SDELTA_RANS_PROB_BITS)
 #define SDELTA_RANS_L (1u << 15)           /* state lives in [L, 2^31) */
 #define SDELTA_NSYMS 256u                  /* token alphabet */
+#define SDELTA_ESCAPE_SYM 255u             /* escape mode: the value is >= 255, stored apart */
 
 /* ---- tokens: an unsigned value v becomes a token (0..255) plus extra raw bits ----
  * v < 16: token v, no extra bits. Otherwise b = bit length of v (5..64):

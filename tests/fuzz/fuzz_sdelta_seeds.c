@@ -86,11 +86,13 @@ int main(int argc, char **argv)
             tu_pair_free(&p[i]);
     }
     /* single chunks, each mode, through the harness's chunk header */
-    for (int mode = 1; mode <= 5; mode++) {
+    for (int mode = 1; mode <= SDELTA_MODE_ESCAPE; mode++) {
         for (int wi = 0; wi < 4; wi++) {
             const unsigned widths[] = {1, 2, 4, 8};
-            if (mode == 5 && widths[wi] > 2)
+            if (mode == SDELTA_MODE_SPLIT && widths[wi] > 2)
                 continue; /* the split mode is for 1- and 2-byte elements only */
+            if (mode == SDELTA_MODE_ESCAPE && widths[wi] != 2)
+                continue; /* the escape mode (format 1.2) is for 2-byte elements only */
             TuPair p;
             const uint64_t s[] = {200};
             DType dt = wi == 0 ? DT_U8 : wi == 1 ? DT_BF16 : wi == 2 ? DT_F32 : DT_I64;

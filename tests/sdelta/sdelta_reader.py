@@ -65,8 +65,115 @@ def xxh64(data, seed=0):
     return h
 
 
-def check32(data):
-    return xxh64(data) & 0xFFFFFFFF
+XXH3_SECRET = bytes.fromhex(
+    "b8fe6c3923a44bbe7c01812cf721ad1cded46de9839097db7240a4a4b7b3671f"
+    "cb79e64eccc0e578825ad07dccff7221b8084674f743248ee03590e6813a264c"
+    "3c2852bb91c300cb88d0658b1b532ea371644897a20df94e3819ef46a9deacd8"
+    "a8fa763fe39c343ff9dcbbc7c70b4f1d8a51e04bcdb45931c89f7ec9d9787364"
+    "eac5ac8334d3ebc3c581a0fffa1363eb170ddd51b7f0da49d316552629d4689e"
+    "2b16be587d47a1fc8ff8b8d17ad031ce45cb3a8f95160428afd7fbcabb4b407e")
+P32_1, P32_2, P32_3 = 0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D
+
+
+def _u64(b, p):
+    return struct.unpack_from("<Q", b, p)[0]
+
+
+def _fold(a, b):
+    x = a * b
+    return (x ^ (x >> 64)) & M64
+
+
+def _xxh64_aval(h):
+    h ^= h >> 33
+    h = (h * P2) & M64
+    h ^= h >> 29
+    h = (h * P3) & M64
+    return h ^ (h >> 32)
+
+
+def _xxh3_aval(h):
+    h ^= h >> 37
+    h = (h * 0x165667919E3779F9) & M64
+    return h ^ (h >> 32)
+
+
+def _mix16(d, p, s):
+    return _fold(_u64(d, p) ^ _u64(XXH3_SECRET, s), _u64(d, p + 8) ^ _u64(XXH3_SECRET, s + 8))
+
+
+def xxh3_64(d):
+    """XXH3_64bits with seed 0 and the default secret (xxHash 0.8)."""
+    n, s = len(d), XXH3_SECRET
+    if n == 0:
+        return _xxh64_aval(_u64(s, 56) ^ _u64(s, 64))
+    if n <= 3:
+        c = (d[0] << 16) | (d[n >> 1] << 24) | d[n - 1] | (n << 8)
+        return _xxh64_aval(c ^ (struct.unpack_from("<I", s, 0)[0] ^ struct.unpack_from("<I", s, 4)[0]))
+    if n <= 8:
+        x = struct.unpack_from("<I", d, n - 4)[0] + (struct.unpack_from("<I", d, 0)[0] << 32)
+        h = x ^ (_u64(s, 8) ^ _u64(s, 16))
+        h ^= _rotl(h, 49) ^ _rotl(h, 24)
+        h = (h * 0x9FB21C651E98DF25) & M64
+        h ^= ((h >> 35) + n) & M64
+        h = (h * 0x9FB21C651E98DF25) & M64
+        return h ^ (h >> 28)
+    if n <= 16:
+        lo = _u64(d, 0) ^ (_u64(s, 24) ^ _u64(s, 32))
+        hi = _u64(d, n - 8) ^ (_u64(s, 40) ^ _u64(s, 48))
+        swapped = int.from_bytes(lo.to_bytes(8, "little"), "big")
+        return _xxh3_aval((n + swapped + hi + _fold(lo, hi)) & M64)
+    acc = (n * P1) & M64
+    if n <= 128:
+        pairs = [(0, 0)]
+        if n > 32:
+            pairs.append((16, 32))
+        if n > 64:
+            pairs.append((32, 64))
+        if n > 96:
+            pairs.append((48, 96))
+        for off, so in pairs:
+            acc += _mix16(d, off, so) + _mix16(d, n - 16 - off, so + 16)
+        return _xxh3_aval(acc & M64)
+    if n <= 240:
+        for i in range(8):
+            acc += _mix16(d, 16 * i, 16 * i)
+        acc = _xxh3_aval(acc & M64)
+        for i in range(8, n // 16):
+            acc += _mix16(d, 16 * i, 16 * (i - 8) + 3)
+        acc += _mix16(d, n - 16, 136 - 17)
+        return _xxh3_aval(acc & M64)
+    a = [P32_3, P1, P2, P3, P4, P32_2, P5, P32_1]
+
+    def stripe(p, so):
+        for i in range(8):
+            v = _u64(d, p + 8 * i)
+            k = v ^ _u64(s, so + 8 * i)
+            a[i ^ 1] = (a[i ^ 1] + v) & M64
+            a[i] = (a[i] + (k & 0xFFFFFFFF) * (k >> 32)) & M64
+    nblocks = (n - 1) // 1024
+    for b in range(nblocks):
+        for j in range(16):
+            stripe(1024 * b + 64 * j, 8 * j)
+        for i in range(8):
+            x = a[i] ^ (a[i] >> 47) ^ _u64(s, 128 + 8 * i)
+            a[i] = (x * P32_1) & M64
+    for j in range(((n - 1) - 1024 * nblocks) // 64):
+        stripe(1024 * nblocks + 64 * j, 8 * j)
+    stripe(n - 64, 192 - 64 - 7)
+    r = (n * P1) & M64
+    for i in range(4):
+        r += _fold(a[2 * i] ^ _u64(s, 11 + 16 * i), a[2 * i + 1] ^ _u64(s, 19 + 16 * i))
+    return _xxh3_aval(r & M64)
+
+
+def digest(data, minor):
+    """The digest of chunk payloads and tensor bytes: XXH3-64 from format 1.2, XXH64 before."""
+    return xxh3_64(data) if minor >= 2 else xxh64(data)
+
+
+def check32(data, minor=2):
+    return digest(data, minor) & 0xFFFFFFFF
 
 
 def zstd_decompress(frame):
@@ -249,7 +356,7 @@ def make_transform(xf, w, is_float):
     return apply
 
 
-def decode_chunk(mode, payload, nchanged, parent, m, w, is_float, shared):
+def decode_chunk(mode, payload, nchanged, parent, m, w, is_float, shared, minor=2):
     """parent: list of m ints. Returns the child's m ints."""
     if mode == 0:
         if payload or nchanged:
@@ -317,6 +424,31 @@ def decode_chunk(mode, payload, nchanged, parent, m, w, is_float, shared):
         if nz != nchanged:
             raise SdeltaError("split count")
         return child
+    elif mode == 6:
+        if w != 2 or minor < 2:
+            raise SdeltaError("escape mode for a width other than 2, or before format 1.2")
+        r = Reader(payload)
+        xf = r.u8()
+        if xf > 1 or nchanged == 0:
+            raise SdeltaError("escape transform or count")
+        apply = make_transform(xf, w, is_float)
+        t = read_stream(r, shared, m)
+        child = list(parent)
+        nz = 0
+        for i in range(m):
+            v = t[i]
+            if v == 255:
+                v = struct.unpack_from("<H", r.bytes(2))[0]
+                if v < 255:
+                    raise SdeltaError("escaped value below 255")
+            if v:
+                nz += 1
+                child[i] = apply(parent[i], v)
+        if r.p != len(payload):
+            raise SdeltaError("escape payload has trailing bytes")
+        if nz != nchanged:
+            raise SdeltaError("escape count")
+        return child
     else:
         raise SdeltaError("unknown mode %d" % mode)
     if sum(1 for a, b in zip(parent, child) if a != b) != nchanged:
@@ -333,7 +465,7 @@ def read_delta(path):
     if len(b) < 64 or b[:8] != b"SDLT\r\n\x1a\n":
         raise SdeltaError("not a .sdelta file")
     major, minor, flags = struct.unpack_from("<HHI", b, 8)
-    if major != 1 or minor > 1 or flags != 0:
+    if major != 1 or minor > 2 or flags != 0:
         raise SdeltaError("version or flags")
     foot = b[-48:]
     if foot[40:] != b"SDLTEND\n":
@@ -351,6 +483,7 @@ def read_delta(path):
         raise SdeltaError("header size")
     r = Reader(h)
     d = Delta()
+    d.minor = minor
     d.step = r.varint()
     d.parent_name = r.string()
     d.parent_hash = r.u64()
@@ -402,23 +535,24 @@ def decode(d, parents):
         nbytes = t["numel"] * w
         if t["has_parent"]:
             pb = parents[t["name"]]
-            if len(pb) != nbytes or check32(pb) != t["parent_check"]:
+            if len(pb) != nbytes or check32(pb, d.minor) != t["parent_check"]:
                 raise SdeltaError("wrong parent for " + t["name"])
-            phash += struct.pack("<Q", xxh64(pb))
+            phash += struct.pack("<Q", digest(pb, d.minor))
         else:
             pb = bytes(nbytes)
         res = bytearray()
         for c, (mode, off, size, check, nch) in enumerate(t["chunks"]):
             payload = d.data[off:off + size]
-            if size and check32(payload) != check:
+            if size and check32(payload, d.minor) != check:
                 raise SdeltaError("chunk checksum of %s chunk %d" % (t["name"], c))
             first = c * d.chunk_elems
             m = min(d.chunk_elems, t["numel"] - first)
             par = [int.from_bytes(pb[(first + i) * w:(first + i + 1) * w], "little")
                    for i in range(m)]
-            child = decode_chunk(mode, payload, nch, par, m, w, t["dtype"] in FLOATS, d.tables)
+            child = decode_chunk(mode, payload, nch, par, m, w, t["dtype"] in FLOATS, d.tables,
+                                 d.minor)
             res += b"".join(x.to_bytes(w, "little") for x in child)
-        if check32(bytes(res)) != t["child_check"]:
+        if check32(bytes(res), d.minor) != t["child_check"]:
             raise SdeltaError("child check of " + t["name"])
         out[t["name"]] = bytes(res)
     if xxh64(phash) != d.parent_hash:

@@ -141,7 +141,7 @@ def case_oracle(c):
             c.fail("independent reader accepted the wrong parent")
         except (sdelta_reader.SdeltaError, KeyError):
             pass
-    c.check(modes >= {0, 1, 2, 3, 5}, "chunk modes covered by the oracle: %r" % sorted(modes))
+    c.check(modes >= {0, 1, 2, 3, 5, 6}, "chunk modes covered by the oracle: %r" % sorted(modes))
 
 
 def case_apply(c):
@@ -192,17 +192,17 @@ def case_errors(c):
     c.check("chunk" in r.stderr and "tensor '" in r.stderr, "message: " + r.stderr)
     c.run("apply", c.path("p.safetensors"), c.path("bad.sdelta"), "-o", c.path("o.safetensors"),
           want=2)
-    # a newer minor version (here 1.2): refused with both versions named, by both readers
+    # a newer minor version (here 1.3): refused with both versions named, by both readers
     good = open(c.path("d.sdelta"), "rb").read()
-    c.check(good[8:12] == b"\x01\x00\x01\x00", "writer version %r" % good[8:12])
+    c.check(good[8:12] == b"\x01\x00\x02\x00", "writer version %r" % good[8:12])
     newer = bytearray(good)
-    newer[10] = 2
+    newer[10] = 3
     open(c.path("newer.sdelta"), "wb").write(newer)
     r = c.run("info", c.path("newer.sdelta"), want=2)
-    c.check("version 1.2" in r.stderr and "1.1" in r.stderr, "message: " + r.stderr)
+    c.check("version 1.3" in r.stderr and "1.2" in r.stderr, "message: " + r.stderr)
     try:
         sdelta_reader.read_delta(c.path("newer.sdelta"))
-        c.fail("independent reader accepted version 1.2")
+        c.fail("independent reader accepted version 1.3")
     except sdelta_reader.SdeltaError:
         pass
     # truncated: exit 2

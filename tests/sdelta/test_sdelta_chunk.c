@@ -1,6 +1,6 @@
 /* Chunk codec round trips on raw buffers: every width, both transforms, every mode (split: widths
- * 1 and 2), densities from one change to all, parent present or absent, and the rANS
- * reciprocal's exactness. */
+ * 1 and 2; escape: width 2), densities from one change to all, parent present or absent, and the
+ * rANS reciprocal's exactness; escape-mode payloads with bad escapes are refused. */
 #include "formats/sdelta/sdelta_chunk.h"
 #include "formats/sdelta/sdelta_hash.h"
 
@@ -65,6 +65,8 @@ static void roundtrip(size_t m, unsigned w, bool fl, double density, bool with_p
     CHECK(rc == 0, "encode");
     CHECK(mode != SDELTA_MODE_SPLIT || w > 2 || nch == 0 || md == SDELTA_MODE_SPLIT,
           "forced split mode not taken (m=%zu w=%u)", m, w);
+    CHECK(mode != SDELTA_MODE_ESCAPE || w != 2 || nch == 0 || md == SDELTA_MODE_ESCAPE,
+          "forced escape mode not taken (m=%zu w=%u)", m, w);
     SdChunkScratch dscr = {0};
     const char *why = "";
     memset(d, 0xAA, m * w);
@@ -88,6 +90,62 @@ static void roundtrip(size_t m, unsigned w, bool fl, double density, bool with_p
     free(d);
 }
 
+/* Escape-mode payloads whose escapes are cut short, too small, or followed by extra bytes are
+ * refused, whatever the path (SIMD for 16 elements and more, scalar below). */
+static int escape_malformed(void)
+{
+    int n = 0;
+    for (size_t m = 15; m <= 4099; m = m * 4 + 3) {
+        uint8_t *p = malloc(2 * m), *c = malloc(2 * m), *d = malloc(2 * m + 16);
+        for (size_t i = 0; i < m; i++) {
+            uint16_t a = (uint16_t)next(), b = (uint16_t)(a ^ (i % 3 == 0 ? 0x4000 : 1));
+            memcpy(p + 2 * i, &a, 2);
+            memcpy(c + 2 * i, &b, 2);
+        }
+        SdChunkShape sh = {m, 2, false};
+        SdChunkScratch scr = {0};
+        SdChunkEncodeOpts opt = {SDELTA_MODE_ESCAPE, SDELTA_XFORM_XOR, 3};
+        SdBuf out = {0};
+        uint8_t md;
+        uint64_t nch;
+        CHECK(sdelta_encode_chunk(&sh, p, c, NULL, &opt, &scr, &md, &nch, &out) == 0 &&
+                  md == SDELTA_MODE_ESCAPE,
+              "escape encode m=%zu", m);
+        const char *why;
+        CHECK(sdelta_decode_chunk(&sh, md, out.p, out.len, nch, p, NULL, 0, &scr, d, &why) == 0 &&
+                  memcmp(d, c, 2 * m) == 0,
+              "escape decode m=%zu", m);
+        /* the last escape (0x4001 at the end of the payload) made smaller than 255 */
+        uint8_t *bad = malloc(out.len + 2);
+        memcpy(bad, out.p, out.len);
+        bad[out.len - 2] = 7;
+        bad[out.len - 1] = 0;
+        CHECK(sdelta_decode_chunk(&sh, md, bad, out.len, nch, p, NULL, 0, &scr, d, &why) != 0,
+              "escape below 255 accepted m=%zu", m);
+        /* one escape missing; two extra bytes */
+        memcpy(bad, out.p, out.len);
+        CHECK(sdelta_decode_chunk(&sh, md, bad, out.len - 2, nch, p, NULL, 0, &scr, d, &why) != 0,
+              "short escapes accepted m=%zu", m);
+        bad[out.len] = 0x00;
+        bad[out.len + 1] = 0x40;
+        CHECK(sdelta_decode_chunk(&sh, md, bad, out.len + 2, nch, p, NULL, 0, &scr, d, &why) != 0,
+              "trailing escape accepted m=%zu", m);
+        /* the escape mode for other widths */
+        SdChunkShape sh4 = {m / 2, 4, false};
+        CHECK(sdelta_decode_chunk(&sh4, md, out.p, out.len, nch / 2, p, NULL, 0, &scr, d,
+                                  &why) != 0,
+              "escape mode for width 4 accepted");
+        free(bad);
+        sdbuf_free(&out);
+        sdelta_chunk_scratch_free(&scr);
+        free(p);
+        free(c);
+        free(d);
+        n += 5;
+    }
+    return n;
+}
+
 int main(void)
 {
     const size_t sizes[] = {1, 2, 7, 64, 65, 1000, 4099, 70000};
@@ -102,12 +160,21 @@ int main(void)
                         roundtrip(sizes[si], widths[wi], fl, dens[di], par, -1, -1);
                         n++;
                         if (sizes[si] <= 4099 && dens[di] > 0)
-                            for (int mode = 1; mode <= 5; mode++) /* 5 (split): w <= 2 */
+                            for (int mode = 1; mode <= 6; mode++) /* 5: w <= 2; 6: w = 2 */
                                 for (int xf = 0; xf < 2; xf++) {
                                     roundtrip(sizes[si], widths[wi], fl, dens[di], par, mode, xf);
                                     n++;
                                 }
                     }
+    /* escape mode on big chunks (the SIMD path) with many escapes: wild values at every density */
+    for (size_t di = 1; di < sizeof dens / sizeof *dens; di++)
+        for (int fl = 0; fl < 2; fl++)
+            for (int xf = 0; xf < 2; xf++) {
+                roundtrip(70000, 2, fl, dens[di], true, SDELTA_MODE_ESCAPE, xf);
+                roundtrip(70001, 2, fl, dens[di], false, SDELTA_MODE_ESCAPE, xf);
+                n += 2;
+            }
+    n += escape_malformed();
     /* reciprocal division used by the encoder is exact below 2^31 */
     for (uint32_t f = 2; f <= 4096; f++) {
         uint32_t shift = 0;

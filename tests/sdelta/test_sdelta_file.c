@@ -14,6 +14,17 @@
 #include "formats/safetensors.h"
 #include "formats/sdelta/sdelta.h"
 #include "tests/sdelta/sdelta_testutil.h"
+#include "formats/sdelta/sdelta_format.h"
+#include "formats/sdelta/sdelta_hash.h"
+
+/* Recomputes footer_hash after an edit of the preamble (bytes 0..16). */
+static void tu_fix_footer(uint8_t *b, size_t len)
+{
+    uint8_t hashed[SDELTA_PREAMBLE_BYTES + 32];
+    memcpy(hashed, b, SDELTA_PREAMBLE_BYTES);
+    memcpy(hashed + SDELTA_PREAMBLE_BYTES, b + len - SDELTA_FOOTER_BYTES, 32);
+    sdelta_wr64(b + len - SDELTA_FOOTER_BYTES + 32, sdelta_hash64(hashed, sizeof hashed, 0));
+}
 
 /* Writes the delta of pairs (children, against parents) and returns its path. */
 static char *write_delta(const char *dir, const char *name, TuPair *pairs, size_t n,
@@ -119,7 +130,52 @@ static void test_roundtrip(void)
             check_decode(f, pairs, n, 2);
             check_decode(f, pairs, n, 1);
             CHECK(sdelta_verify(f, NULL, 2, &e) == 0, "verify: %s", e.msg);
+            /* format 1.2 codes mostly changed 2-byte chunks in the escape mode */
+            if (dens[di] >= 0.5 && dens[di] < 1.0) {
+                long j = sdelta_find(f, "BF16.big");
+                CHECK(j >= 0 && f->tensors[j].chunks_by_mode[SDELTA_MODE_ESCAPE] > 0,
+                      "density %g: no escape-mode chunk", dens[di]);
+            }
             sdelta_close(f);
+        }
+        /* a format 1.1 file of the same tensors: minor version 1, no escape mode, and this
+         * reader still decodes it */
+        {
+            SdeltaWriteOptions o11 = o;
+            o11.format_minor = 1;
+            char name11[32];
+            snprintf(name11, sizeof name11, "d%zu-v11.sdelta", di);
+            char *path11 = write_delta(dir, name11, pairs, n, &o11);
+            SdeltaFile *g = NULL;
+            CHECK(sdelta_open(path11, &g, &e) == 0, "open 1.1: %s", e.msg);
+            if (g) {
+                CHECK(g->version_minor == 1, "1.1 file has minor %u", g->version_minor);
+                for (size_t i = 0; i < g->ntensors; i++)
+                    CHECK(g->tensors[i].chunks_by_mode[SDELTA_MODE_ESCAPE] == 0,
+                          "escape mode in a 1.1 file");
+                check_decode(g, pairs, n, 1);
+                CHECK(sdelta_verify(g, NULL, 1, &e) == 0, "verify 1.1: %s", e.msg);
+                sdelta_close(g);
+            }
+            /* an escape chunk in a file that says 1.1 is refused: the 1.2 file relabeled */
+            if (!rc && dens[di] >= 0.5 && dens[di] < 1.0) {
+                size_t l2 = 0;
+                uint8_t *b2 = tu_read_file(path, &l2);
+                SdeltaFile *h = NULL;
+                if (b2 && l2 > 16) {
+                    b2[10] = 1; /* minor 1; the footer hash covers the preamble: fix it */
+                    tu_fix_footer(b2, l2);
+                    CHECK(sdelta_open_mem(b2, l2, "relabeled", &h, &e) != 0 &&
+                              strstr(e.msg, "escape mode"),
+                          "escape chunk accepted in a 1.1 file: %s", e.msg);
+                    sdelta_close(h);
+                }
+                free(b2);
+            }
+            o11.force_mode = SDELTA_MODE_ESCAPE;
+            CHECK(sdelta_write_tensors(path11, NULL, 0, NULL, 0, &o11, &e) == SS_EUSAGE,
+                  "forced escape mode in a 1.1 file accepted");
+            free(path11);
         }
         /* the same bytes with one thread; and decoding from memory */
         o.threads = 1;
@@ -203,7 +259,8 @@ static void small_fixture(const char *dir, TuPair *pairs, size_t *n, char **delt
     tu_pair(&pairs[1], "w.dense", DT_F32, 1, s2, 0.9);
     tu_pair(&pairs[2], "w.same", DT_F16, 1, s3, 0.0);
     tu_pair(&pairs[3], "w.raw", DT_U8, 1, s2, 1.0);
-    *n = 4;
+    tu_pair(&pairs[4], "w.escape", DT_BF16, 1, s3, 0.9);
+    *n = 5;
     for (uint64_t i = 0; i < pairs[3].nbytes; i++) /* random bytes: stored raw */
         pairs[3].child[i] = (uint8_t)tu_next();
     SdeltaWriteOptions o;
@@ -211,8 +268,8 @@ static void small_fixture(const char *dir, TuPair *pairs, size_t *n, char **delt
     o.parent_name = "parent.safetensors";
     o.chunk_elems = 1024;
     *delta = write_delta(dir, "small.sdelta", pairs, *n, &o);
-    StTensorSpec specs[4];
-    const void *datas[4];
+    StTensorSpec specs[5];
+    const void *datas[5];
     for (size_t i = 0; i < *n; i++) {
         specs[i] = (StTensorSpec){pairs[i].name, pairs[i].dtype, pairs[i].ndim, pairs[i].shape};
         datas[i] = pairs[i].parent;
@@ -226,7 +283,7 @@ static void small_fixture(const char *dir, TuPair *pairs, size_t *n, char **delt
 static void test_wrongparent(void)
 {
     char *dir = tu_tmpdir("wp");
-    TuPair pairs[4];
+    TuPair pairs[5];
     size_t n;
     char *delta, *pst;
     small_fixture(dir, pairs, &n, &delta, &pst);
@@ -245,8 +302,8 @@ static void test_wrongparent(void)
     CHECK(rc == SS_EINCOMPAT && strstr(e.msg, "tensor 'w.same'") && strstr(e.msg, "small.sdelta"),
           "wrong parent accepted or badly named: %d %s", rc, e.msg);
     /* another checkpoint as parent: the child itself */
-    StTensorSpec specs[4];
-    const void *datas[4];
+    StTensorSpec specs[5];
+    const void *datas[5];
     for (size_t i = 0; i < n; i++) {
         specs[i] = (StTensorSpec){pairs[i].name, pairs[i].dtype, pairs[i].ndim, pairs[i].shape};
         datas[i] = pairs[i].child;
@@ -297,7 +354,7 @@ static void test_wrongparent(void)
 static void test_bitflip(void)
 {
     char *dir = tu_tmpdir("bf");
-    TuPair pairs[4];
+    TuPair pairs[5];
     size_t n;
     char *delta, *pst;
     small_fixture(dir, pairs, &n, &delta, &pst);
@@ -308,6 +365,10 @@ static void test_bitflip(void)
     CHECK(st_open(pst, &ck, &e) == 0, "st_open: %s", e.msg);
     SdeltaFile *f0;
     CHECK(sdelta_open_mem(orig, len, "small.sdelta", &f0, &e) == 0, "open: %s", e.msg);
+    /* the fixture covers the escape mode (format 1.2), so flips reach its payload */
+    long je = sdelta_find(f0, "w.escape");
+    CHECK(je >= 0 && f0->tensors[je].chunks_by_mode[SDELTA_MODE_ESCAPE] == 1,
+          "the fixture has no escape-mode chunk");
     /* the byte ranges of chunk payloads, to check the messages name tensor and chunk */
     uint64_t data_end = len - f0->header_bytes + 16;
     size_t undetected = 0, unnamed = 0, flips = 0;
@@ -355,7 +416,7 @@ static void test_bitflip(void)
 static void test_truncate(void)
 {
     char *dir = tu_tmpdir("tr");
-    TuPair pairs[4];
+    TuPair pairs[5];
     size_t n;
     char *delta, *pst;
     small_fixture(dir, pairs, &n, &delta, &pst);
