@@ -87,20 +87,36 @@ int maps_head_dim_from_config(const char *spec, uint64_t *head_dim, char **sourc
     return 0;
 }
 
-/* cell[k] for k < n: the index i of the cell [floor(i n / m), floor((i + 1) n / m)) holding k. */
-static void maps_cell_index(uint64_t n, uint64_t m, uint32_t *cell)
+/* cell[k] for k < n: the index i of the cell [floor(i n / m), floor((i + 1) n / m)) holding k;
+ * size[i]: the elements of cell i. */
+static void maps_cells(uint64_t n, uint64_t m, uint32_t *cell, double *size)
 {
-    for (uint64_t i = 0; i < m; i++)
-        for (uint64_t k = i * n / m; k < (i + 1) * n / m; k++)
+    for (uint64_t i = 0; i < m; i++) {
+        uint64_t lo = i * n / m, hi = (i + 1) * n / m;
+        size[i] = (double)(hi - lo);
+        for (uint64_t k = lo; k < hi; k++)
             cell[k] = (uint32_t)i;
+    }
 }
 
-/* Elements in cell i of m cells over n: floor((i + 1) n / m) - floor(i n / m). */
-static uint64_t maps_cell_size(uint64_t n, uint64_t m, uint64_t i)
+/* The 64 mask bits from bit p on (fewer, zero-filled, at the end of the nbytes of mask). */
+static inline uint64_t maps_bits64(const uint8_t *mask, uint64_t nbytes, uint64_t p)
 {
-    return (i + 1) * n / m - i * n / m;
+    uint64_t byte = p / 8, lo = 0, hi = 0;
+    unsigned sh = (unsigned)(p % 8);
+    if (byte + 16 <= nbytes) {
+        memcpy(&lo, mask + byte, 8);
+        memcpy(&hi, mask + byte + 8, 8);
+    } else {
+        uint8_t tmp[16] = {0};
+        memcpy(tmp, mask + byte, nbytes - byte < 16 ? nbytes - byte : 16);
+        memcpy(&lo, tmp, 8);
+        memcpy(&hi, tmp + 8, 8);
+    }
+    return sh ? lo >> sh | hi << (64 - sh) : lo;
 }
 
+__attribute__((target("popcnt")))
 int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, double stripe_k,
                         TensorMap *out, SsError *err)
 {
@@ -116,40 +132,40 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
     uint64_t *cells = calloc(r * c, sizeof *cells);
     uint32_t *row_cell = malloc(rows * sizeof *row_cell);
     uint32_t *col_cell = malloc(cols * sizeof *col_cell);
+    double *row_size = malloc(r * sizeof *row_size), *col_size = malloc(c * sizeof *col_size);
     int rc = 0;
     if (!out->row_changed || !out->col_changed || !out->density || !cells || !row_cell ||
-        !col_cell) {
+        !col_cell || !row_size || !col_size) {
         rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
         goto done;
     }
-    maps_cell_index(rows, r, row_cell);
-    maps_cell_index(cols, c, col_cell);
-    /* byte k holds elements 8k .. 8k+7; (row, col0) is element 8k's position */
-    uint64_t numel = rows * cols, nbytes = scan_mask_bytes(numel), row = 0, col0 = 0;
-    for (uint64_t k = 0; k < nbytes; k++) {
-        for (unsigned bits = mask[k]; bits; bits &= bits - 1) {
-            uint64_t e = 8 * k + (uint64_t)__builtin_ctz(bits);
-            if (e >= numel)
-                break;
-            uint64_t ri = row, ci = col0 + (uint64_t)__builtin_ctz(bits);
-            while (ci >= cols) {
-                ci -= cols;
-                ri++;
+    maps_cells(rows, r, row_cell, row_size);
+    maps_cells(cols, c, col_cell, col_size);
+    /* row by row, 64 bits at a time from the row's first bit: a popcount for the row, and the
+     * set bits into their column and cell */
+    uint64_t numel = rows * cols, nbytes = scan_mask_bytes(numel);
+    uint64_t *colc = out->col_changed;
+    for (uint64_t ri = 0; ri < rows; ri++) {
+        uint64_t *cellrow = cells + (uint64_t)row_cell[ri] * c, p = ri * cols, n = 0;
+        for (uint64_t c0 = 0; c0 < cols; c0 += 64) {
+            uint64_t bits = maps_bits64(mask, nbytes, p + c0);
+            if (cols - c0 < 64)
+                bits &= ((uint64_t)1 << (cols - c0)) - 1;
+            n += (uint64_t)__builtin_popcountll(bits);
+            for (; bits; bits &= bits - 1) {
+                uint64_t ci = c0 + (uint64_t)__builtin_ctzll(bits);
+                colc[ci]++;
+                cellrow[col_cell[ci]]++;
             }
-            out->row_changed[ri]++;
-            out->col_changed[ci]++;
-            cells[(uint64_t)row_cell[ri] * c + col_cell[ci]]++;
         }
-        for (col0 += 8; col0 >= cols; col0 -= cols)
-            row++;
+        out->row_changed[ri] = n;
     }
     out->changed = 0;
     for (uint64_t i = 0; i < rows; i++)
         out->changed += out->row_changed[i];
     for (uint64_t i = 0; i < r; i++)
         for (uint64_t j = 0; j < c; j++)
-            out->density[i * c + j] = (double)cells[i * c + j] /
-                (double)(maps_cell_size(rows, r, i) * maps_cell_size(cols, c, j));
+            out->density[i * c + j] = (double)cells[i * c + j] / (row_size[i] * col_size[j]);
     double thr = stripe_k * ((double)out->changed / (double)numel);
     uint64_t nr = 0, nc = 0;
     for (uint64_t i = 0; i < rows; i++)
@@ -162,6 +178,8 @@ done:
     free(cells);
     free(row_cell);
     free(col_cell);
+    free(row_size);
+    free(col_size);
     return rc;
 }
 
@@ -215,6 +233,30 @@ static int maps_heads(TensorMap *t, uint64_t hd, SsError *err)
     return 0;
 }
 
+/* maps_build's work list: one task per 2-D tensor, each with its own error slot. */
+typedef struct MapsTasks {
+    const ScanReport *r;
+    const MapsOptions *opt;
+    MapsReport *out;
+    int *rc;          /* (ntensors) */
+    SsError *errs;    /* (ntensors) */
+} MapsTasks;
+
+static void maps_task(void *ctx, size_t i, int worker)
+{
+    (void)worker;
+    MapsTasks *k = ctx;
+    const StTensor *t = k->r->pairs.pairs[i].a;
+    TensorMap *m = &k->out->t[i];
+    if (t->ndim != 2 || !t->numel)
+        return;
+    int rc = maps_compute_tensor(k->r->masks[i], t->shape[0], t->shape[1], k->opt->stripe_k, m,
+                                 &k->errs[i]);
+    if (!rc && (m->head_kind = maps_head_kind(t->name)) != MAPS_HEADS_NONE)
+        rc = maps_heads(m, k->opt->head_dim, &k->errs[i]);
+    k->rc[i] = rc;
+}
+
 int maps_build(const ScanReport *r, const MapsOptions *opt, char *source, MapsReport *out,
                SsError *err)
 {
@@ -222,22 +264,31 @@ int maps_build(const ScanReport *r, const MapsOptions *opt, char *source, MapsRe
     *out = (MapsReport){.stripe_k = opt->stripe_k, .head_dim = opt->head_dim,
                         .head_dim_source = source, .ntensors = n};
     out->t = calloc(n ? n : 1, sizeof *out->t);
-    if (!out->t)
+    MapsTasks k = {r, opt, out, calloc(n ? n : 1, sizeof(int)),
+                   calloc(n ? n : 1, sizeof(SsError))};
+    if (!out->t || !k.rc || !k.errs) {
+        free(k.rc);
+        free(k.errs);
         return ss_err(err, SS_EOUTPUT, "out of memory for the update maps");
-    for (size_t i = 0; i < n; i++) {
-        const StTensor *t = r->pairs.pairs[i].a;
-        TensorMap *m = &out->t[i];
-        m->name = t->name;
-        if (t->ndim != 2 || !t->numel)
-            continue;
-        int rc = maps_compute_tensor(r->masks[i], t->shape[0], t->shape[1], opt->stripe_k, m,
-                                     err);
-        if (!rc && (m->head_kind = maps_head_kind(t->name)) != MAPS_HEADS_NONE)
-            rc = maps_heads(m, opt->head_dim, err);
-        if (rc)
-            return rc;
     }
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        out->t[i].name = r->pairs.pairs[i].a->name;
+    /* tensors on the pool (each task writes only its own slots); the first error in name order */
+    ThreadPool *pool = n > 1 ? pool_create(r->threads) : NULL;
+    if (pool) {
+        pool_run(pool, n, maps_task, &k);
+        pool_destroy(pool);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            maps_task(&k, i, 0);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        if ((rc = k.rc[i]) != 0)
+            *err = k.errs[i];
+    free(k.rc);
+    free(k.errs);
+    return rc;
 }
 
 void maps_report_free(MapsReport *m)

@@ -16,6 +16,7 @@
 #include "analyze/scan_report.h"
 #include "formats/h5_write.h"
 #include "formats/ss_error.h"
+#include "kernels/threadpool.h"
 
 #define MAPS_MAX_CELLS 512
 #define MAPS_DEFAULT_STRIPE_K 2.0
@@ -89,7 +90,8 @@ void maps_report_free(MapsReport *m);
  * (when known)}. After the caller wrote the key. */
 void report_maps_json(JsonWriter *w, const TensorMap *t);
 
-/* The group /maps (docs/hdf5-schema.md) in the report file being written. */
-int report_maps_h5(H5Out *w, const MapsReport *m, SsError *err);
+/* The group /maps (docs/hdf5-schema.md) in the report file being written; the density maps'
+ * chunks are deflated on pool (NULL: on the calling thread). */
+int report_maps_h5(H5Out *w, ThreadPool *pool, const MapsReport *m, SsError *err);
 
 #endif

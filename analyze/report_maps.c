@@ -3,8 +3,12 @@
  * group /maps (docs/hdf5-schema.md, "/maps"). */
 #include <stdlib.h>
 
+#include "analyze/h5_chunks.h"
 #include "analyze/maps.h"
 #include "analyze/report.h"
+
+/* The density maps: shuffle + deflate level 1, chunks filtered on the report's thread pool. */
+#define REPORT_MAPS_DEFLATE 1
 
 void report_maps_json(JsonWriter *w, const TensorMap *t)
 {
@@ -48,8 +52,8 @@ static int report_maps_attrs(H5Out *w, hid_t g, const TensorMap *t, double strip
 }
 
 /* maps/<name>: row_changed, col_changed, density, head_fraction (when known), attributes. */
-static int report_maps_tensor(H5Out *w, hid_t maps_grp, const TensorMap *t, double stripe_k,
-                              SsError *err)
+static int report_maps_tensor(H5Out *w, ThreadPool *pool, hid_t maps_grp, const TensorMap *t,
+                              double stripe_k, SsError *err)
 {
     char *name = report_h5_tensor_name(t->name);
     if (!name)
@@ -65,7 +69,8 @@ static int report_maps_tensor(H5Out *w, hid_t maps_grp, const TensorMap *t, doub
     if (!rc)
         rc = h5w_dataset(w, g, "col_changed", H5W_U64, 1, dc, t->col_changed, err);
     if (!rc)
-        rc = h5w_dataset_deflate(w, g, "density", H5W_F64, 2, dd, t->density, 1, err);
+        rc = h5_chunks_write(w, pool, g, "density", H5W_F64, 2, dd, 0, t->density,
+                             REPORT_MAPS_DEFLATE, NULL, NULL, err);
     if (!rc && t->head_fraction)
         rc = h5w_dataset(w, g, "head_fraction", H5W_F64, 1, dh, t->head_fraction, err);
     if (!rc)
@@ -74,7 +79,7 @@ static int report_maps_tensor(H5Out *w, hid_t maps_grp, const TensorMap *t, doub
     return rc ? rc : rc2;
 }
 
-int report_maps_h5(H5Out *w, const MapsReport *m, SsError *err)
+int report_maps_h5(H5Out *w, ThreadPool *pool, const MapsReport *m, SsError *err)
 {
     hid_t g;
     int rc = h5w_group(w, h5w_root(w), "maps", &g, err);
@@ -89,7 +94,7 @@ int report_maps_h5(H5Out *w, const MapsReport *m, SsError *err)
         rc = h5w_attr_u64(w, g, "max_cells", MAPS_MAX_CELLS, err);
     for (size_t i = 0; i < m->ntensors && !rc; i++)
         if (m->t[i].rows)
-            rc = report_maps_tensor(w, g, &m->t[i], m->stripe_k, err);
+            rc = report_maps_tensor(w, pool, g, &m->t[i], m->stripe_k, err);
     int rc2 = h5w_close_group(w, g, err);
     return rc ? rc : rc2;
 }

@@ -264,6 +264,7 @@ int scan_sources(CkptSource *a, CkptSource *b, const ScanOptions *opt, ScanRepor
     out->path_b = b->listing->path;
     out->cfg = opt->cfg;
     out->delta_dtype = opt->delta_dtype;
+    out->threads = opt->threads;
     scan_counts_init(&out->total);
     int rc = pairs_match(a->listing, b->listing, opt->skip_mismatched, &out->pairs, err);
     if (rc)

@@ -33,6 +33,7 @@ typedef struct ScanReport {
     ScanCounts total;         /* merged over all pairs, in name order */
     uint64_t bytes_scanned;   /* bytes of A plus B */
     double seconds;           /* wall time of the scan pass */
+    int threads;              /* ScanOptions.threads (0: all cores), for the report writers */
     uint8_t **masks;          /* with ScanOptions.masks: masks[i] for pairs.pairs[i], its
                                  ceil(numel/8) bytes as scan_mask_block writes them (NULL for an
                                  empty tensor); NULL without. All are held until

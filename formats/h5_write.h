@@ -29,7 +29,7 @@
 #define H5W_CHUNK_ELEMS ((hsize_t)1 << 16) /* target elements per chunk */
 #define H5W_DEFLATE_LEVEL 4
 
-typedef enum H5wType { H5W_U64, H5W_I64, H5W_F64, H5W_U32, H5W_U8 } H5wType;
+typedef enum H5wType { H5W_U64, H5W_I64, H5W_F64, H5W_U32, H5W_U8, H5W_U16 } H5wType;
 
 typedef struct H5Out H5Out;
 
@@ -59,6 +59,45 @@ int h5w_dataset(H5Out *w, hid_t loc, const char *name, H5wType type, int rank,
  * high-entropy data (bitmaps) about twice as fast, to nearly the same size. */
 int h5w_dataset_deflate(H5Out *w, hid_t loc, const char *name, H5wType type, int rank,
                         const hsize_t *dims, const void *data, int level, SsError *err);
+
+/* ---- datasets whose chunks the caller filters (in parallel) and hands over ready ----
+ *
+ * h5w_chunked_create makes a dataset with chunk shape chunk[0..rank) whose filter pipeline is
+ * shuffle then deflate, exactly what h5w_dataset_deflate makes, so
+ * stock readers need nothing new. h5w_filter_chunk applies that pipeline to one chunk's bytes (it
+ * touches no HDF5 state: any thread may call it), and h5w_chunk_write stores a chunk with
+ * H5Dwrite_chunk, either filtered or raw (its filter mask then says both filters were skipped, which
+ * every HDF5 reader honours). A chunk never written reads back as zeros. */
+
+/* One chunk for h5w_chunk_write: size bytes at data, filtered by h5w_filter_chunk or raw (then
+ * size is the chunk's full size in bytes, edge chunks padded with zeros). */
+typedef struct H5wChunk {
+    const void *data;
+    size_t size;
+    int filtered;
+} H5wChunk;
+
+/* Element size in bytes of type. */
+size_t h5w_type_size(H5wType type);
+/* The chunk shape h5w_dataset would choose for dims (about H5W_CHUNK_ELEMS elements, trailing
+ * dimensions whole while they fit). */
+void h5w_chunk_shape(int rank, const hsize_t *dims, hsize_t *chunk);
+/* Creates the dataset (dims, chunk shape chunk, shuffle + deflate at level 1..9) to be filled with
+ * h5w_chunk_write; close it with h5w_close_dataset. */
+int h5w_chunked_create(H5Out *w, hid_t loc, const char *name, H5wType type, int rank,
+                       const hsize_t *dims, const hsize_t *chunk, int level, hid_t *out,
+                       SsError *err);
+/* Bytes h5w_filter_chunk may need for a chunk of n bytes. */
+size_t h5w_filter_bound(size_t n);
+/* The pipeline of h5w_chunked_create on the n bytes at src (one whole chunk, elements of
+ * type_size bytes): shuffled through scratch (n bytes; unused when type_size is 1), deflated at
+ * level into dst (cap bytes, at least h5w_filter_bound(n)). Returns the filtered size, or 0 when
+ * zlib fails (then write the chunk raw). Thread-safe. */
+size_t h5w_filter_chunk(const void *src, size_t n, size_t type_size, int level, void *scratch,
+                        void *dst, size_t cap);
+/* Stores chunk c at element offset offset[0..rank) of dset (rank as created). */
+int h5w_chunk_write(H5Out *w, hid_t dset, int rank, const hsize_t *offset, const H5wChunk *c,
+                    SsError *err);
 
 /* Opens the existing dataset name under loc (to add attributes to it; close with
  * h5w_close_dataset). */

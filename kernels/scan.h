@@ -64,6 +64,17 @@ void scan_counts_merge(ScanCounts *dst, const ScanCounts *src);
 void scan_block(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
                 ScanCounts *out);
 
+/* scan_block that also calls seg_fn(seg_ctx, off, len) (seg_fn may be NULL) for consecutive
+ * segments [off, off + len) that together cover [0, n) in order, each right after the scan has
+ * read it, so that the hook finds the segment's bytes in cache. Every off is a multiple of 64.
+ * The AVX-512 path hands on segments of about 32768 elements; the others, one segment of n.
+ * The hook runs on the calling thread with the scan's MXCSR (round to nearest, no FTZ/DAZ) and
+ * must not depend on the flags it leaves (they are restored). Counts and sums are exactly
+ * scan_block's. */
+typedef void (*ScanSegmentFn)(void *ctx, size_t off, size_t len);
+void scan_block_seg(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
+                    ScanCounts *out, ScanSegmentFn seg_fn, void *seg_ctx);
+
 /* The portable element-by-element reference path, same contract as scan_block. */
 void scan_block_portable(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
                          ScanCounts *out);

@@ -21,7 +21,10 @@
  * Sums: a^2 and d^2 in double, 4 vector partials of 8 lanes each, reduced in a fixed order; the
  * lane a value lands in depends on the path its group took, so sums may differ from the portable
  * ones in the last bits, but for given data they are always the same.
- * (Measured on Zen 4: the double sums cost about as much as everything else together.) */
+ * (Measured on Zen 4: the double sums cost about as much as everything else together.)
+ * scan_block_avx512_seg hands each finished segment (whole optimistic segments, about 32768
+ * elements, ending on a multiple of 64) to a hook while it is still in L2: the masks and
+ * histograms of scan_jobs_cpu_ext are made there, in the same pass over memory. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -563,7 +566,8 @@ typedef struct RunPair {
 __attribute__((target(AVX512_TARGET))) static void kernel_drive(const ScanPrep *p, DType dt,
                                                                 RunPair runs, int kind, size_t group,
                                                                 const uint8_t *a, const uint8_t *b,
-                                                                size_t n, ScanCounts *out)
+                                                                size_t n, ScanCounts *out,
+                                                                ScanSegmentFn seg_fn, void *seg_ctx)
 {
     Acc512 acc, saved_acc;
     Side512 side, saved_side;
@@ -574,10 +578,16 @@ __attribute__((target(AVX512_TARGET))) static void kernel_drive(const ScanPrep *
     scan_counts_init(&pc);
     unsigned csr = _mm_getcsr();
     _mm_setcsr(MXCSR_DEFAULT);
-    size_t seg_end = 0, careful_segments = 0, backoff = 1;
+    size_t seg_end = 0, careful_segments = 0, backoff = 1, done_to = 0;
     int careful = 1;
     for (size_t i = 0; i < n;) {
         if (i >= seg_end) { /* a new segment */
+            if (seg_fn && i > done_to && i % 64 == 0) { /* [done_to, i) is final: hand it on */
+                unsigned inner = _mm_getcsr(); /* the hook must not leave flags behind */
+                seg_fn(seg_ctx, done_to, i - done_to);
+                _mm_setcsr(inner);
+                done_to = i;
+            }
             seg_end = n - i < OPTIMISTIC_SEGMENT ? n : i + OPTIMISTIC_SEGMENT;
             careful = !runs.fast || careful_segments > 0;
             if (careful_segments > 0)
@@ -606,12 +616,20 @@ __attribute__((target(AVX512_TARGET))) static void kernel_drive(const ScanPrep *
             i = stop;
         }
     }
+    if (seg_fn && n > done_to)
+        seg_fn(seg_ctx, done_to, n - done_to);
     _mm_setcsr(csr);
     acc_finish(&acc, &side, &pc, p->cfg, n, out);
 }
 
 void scan_block_avx512(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
                        ScanCounts *out)
+{
+    scan_block_avx512_seg(cfg, dt, a, b, n, out, NULL, NULL);
+}
+
+void scan_block_avx512_seg(const ScanConfig *cfg, DType dt, const void *a, const void *b,
+                           size_t n, ScanCounts *out, ScanSegmentFn seg_fn, void *seg_ctx)
 {
     ScanPrep p;
     scan_prep_init(&p, cfg);
@@ -629,7 +647,9 @@ void scan_block_avx512(const ScanConfig *cfg, DType dt, const void *a, const voi
     }
     if (!runs.careful || !p.simd_ok) {
         scan_block_portable(cfg, dt, a, b, n, out);
+        if (seg_fn && n)
+            seg_fn(seg_ctx, 0, n);
         return;
     }
-    kernel_drive(&p, dt, runs, kind, group, a, b, n, out);
+    kernel_drive(&p, dt, runs, kind, group, a, b, n, out, seg_fn, seg_ctx);
 }

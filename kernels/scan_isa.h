@@ -50,6 +50,9 @@ void scan_block_avx2(const ScanConfig *cfg, DType dt, const void *a, const void 
                      ScanCounts *out);
 void scan_block_avx512(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
                        ScanCounts *out);
+/* scan_block_avx512 calling seg_fn after each finished segment (see scan_block_seg). */
+void scan_block_avx512_seg(const ScanConfig *cfg, DType dt, const void *a, const void *b,
+                           size_t n, ScanCounts *out, ScanSegmentFn seg_fn, void *seg_ctx);
 
 /* The mask paths behind scan_mask_block (kernels/scan_mask.c); same contract, same bytes. Call the
  * SIMD ones only where scan_isa_best() allows (AVX2: avx2; AVX-512: avx512f and avx512bw). */

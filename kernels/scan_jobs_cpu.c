@@ -5,17 +5,20 @@
  * window's chunks into per-chunk ScanCounts, then this thread merges them into results[job] in
  * chunk order and reports progress. Sums therefore depend only on the chunking, never on the thread
  * count, and memory is O(threads) whatever the model size. With masks (scan_jobs_cpu_masks), the
- * worker that scanned a chunk then writes its mask bytes, [off/8, (off+len+7)/8) of the job's mask:
+ * worker that scanned a chunk writes its mask bytes, [off/8, (off+len+7)/8) of the job's mask:
  * chunks start at multiples of SCAN_CHUNK_ELEMS (a multiple of 8), so no two share a byte. With
- * histograms (scan_jobs_cpu_ext), the worker then bins the chunk's changed elements (through the
+ * histograms (scan_jobs_cpu_ext), the worker bins the chunk's changed elements (through the
  * mask it just wrote, or one it computes into its scratch) into its scratch ScanHist and adds the
- * used bins into hists[job] atomically (integer adds: the sum does not depend on the order). */
+ * used bins into hists[job] atomically (integer adds: the sum does not depend on the order).
+ * Masks and bins are made segment by segment from the scan's hook (scan_block_seg), while the
+ * scan still has the segment in cache: one pass over memory. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "formats/ss_error.h"
 #include "kernels/scan.h"
+#include "kernels/scan_isa.h"
 #include "kernels/threadpool.h"
 
 #define JOBS_WINDOW_PER_THREAD 64
@@ -67,27 +70,55 @@ static void jobs_flush_hist(ScanHist *dst, ScanHist *s, DType dt)
     jobs_flush_bins(&dst->zero_delta, &s->zero_delta, 1);
 }
 
+/* What the segment hook of one chunk writes: the chunk's A and B, its mask bytes (or NULL) and
+ * the worker's scratch histogram (or NULL). */
+typedef struct ChunkHook {
+    DType dt;
+    const uint8_t *a, *b;
+    uint8_t *mask;
+    ScanHist *hist;
+} ChunkHook;
+
+/* The mask and histogram of one segment of a chunk, while the scan has it in cache. */
+static void jobs_segment(void *ctx, size_t off, size_t len)
+{
+    const ChunkHook *h = ctx;
+    size_t es = dtype_size(h->dt);
+    const uint8_t *pa = h->a + off * es, *pb = h->b + off * es;
+    uint8_t *m = h->mask ? h->mask + off / 8 : NULL;
+    if (m)
+        scan_mask_block(h->dt, pa, pb, len, m);
+    if (h->hist)
+        scan_hist_block(h->dt, pa, pb, len, m, h->hist);
+}
+
 static void jobs_scan_chunk(void *ctx, size_t i, int worker)
 {
     JobsWindow *w = ctx;
     const ChunkRef *c = &w->refs[i];
     const ScanJob *j = &w->jobs[c->job];
     size_t es = dtype_size(j->dtype);
+    ChunkHook h = {j->dtype, (const uint8_t *)j->a + c->off * es,
+                   (const uint8_t *)j->b + c->off * es,
+                   w->masks && w->masks[c->job] ? w->masks[c->job] + c->off / 8 : NULL,
+                   w->hists && w->hists[c->job] ? &w->scratch[worker].hist : NULL};
     scan_counts_init(&w->counts[i]);
-    scan_block(w->cfg, j->dtype, (const uint8_t *)j->a + c->off * es,
-               (const uint8_t *)j->b + c->off * es, (size_t)c->len, &w->counts[i]);
-    if (w->masks && w->masks[c->job])
-        scan_mask_block(j->dtype, (const uint8_t *)j->a + c->off * es,
-                        (const uint8_t *)j->b + c->off * es, (size_t)c->len,
-                        w->masks[c->job] + c->off / 8);
-    if (w->hists && w->hists[c->job]) {
-        const uint8_t *pa = (const uint8_t *)j->a + c->off * es;
-        const uint8_t *pb = (const uint8_t *)j->b + c->off * es;
-        JobsScratch *s = &w->scratch[worker];
-        const uint8_t *kept = w->masks && w->masks[c->job] ? w->masks[c->job] + c->off / 8 : NULL;
-        scan_hist_block(j->dtype, pa, pb, (size_t)c->len, kept, &s->hist);
-        jobs_flush_hist(w->hists[c->job], &s->hist, j->dtype);
+    scan_block_seg(w->cfg, j->dtype, h.a, h.b, (size_t)c->len, &w->counts[i],
+                   h.mask || h.hist ? jobs_segment : NULL, &h);
+    if (h.hist)
+        jobs_flush_hist(w->hists[c->job], h.hist, j->dtype);
+}
+
+void scan_block_seg(const ScanConfig *cfg, DType dt, const void *a, const void *b, size_t n,
+                    ScanCounts *out, ScanSegmentFn seg_fn, void *seg_ctx)
+{
+    if (seg_fn && scan_isa_active() == SCAN_ISA_AVX512) {
+        scan_block_avx512_seg(cfg, dt, a, b, n, out, seg_fn, seg_ctx);
+        return;
     }
+    scan_block(cfg, dt, a, b, n, out);
+    if (seg_fn && n)
+        seg_fn(seg_ctx, 0, n);
 }
 
 /* Whether h's range holds every bin of dtype dt. */
