@@ -1,7 +1,9 @@
 /* The training forward and backward pass composed from the trainer ops (kernels/train_model.h),
  * written once for both backends: OP() calls tops_<op>_cpu or tops_<op>_cuda, gemm() OpenBLAS or
- * cuBLAS, on buffers of the backend's memory. The sequence of operations is train/model_forward.c
- * and train/model_backward.c's. */
+ * cuBLAS, on buffers of the backend's memory. The sequence of operations per row is
+ * train/model_forward.c and train/model_backward.c's, but every (sequence, position) row is
+ * computed: the CPU trainer's sharing of identical prompts within a group and its skipping of
+ * rows after the last target are not done here, so results agree with it to float32 rounding. */
 #include "kernels/train_model.h"
 
 #include <cblas.h> /* (its openblas_config.h includes complex.h: no identifier I below) */

@@ -150,13 +150,21 @@ void model_acts_free(ModelActs *a);
  * positions 0..T-1 (so padding at the end of a sequence changes nothing before it).
  * Writes logp (B, T): log softmax(logits[b,t])[targets[b,t]], 0 where targets is -1; and, when
  * entropy is not NULL, entropy (B, T) of softmax(logits[b,t]) in nats (0 where targets is -1).
- * Keeps in acts what model_backward needs. */
+ * Keeps in acts what model_backward needs.
+ * Only positions up to each sequence's last target are computed (nothing reads the others), and
+ * prompt sharing: consecutive sequences that start with the same ids (at least 4; a GRPO group's
+ * samples of one prompt) have those positions computed once, as causal attention makes them
+ * identical in every sequence; the results equal the unshared computation up to float32 rounding
+ * (other GEMM shapes). */
 void model_forward(const Model *m, const float *params, const int32_t *tokens,
                    const int32_t *targets, int B, int T, ModelActs *acts, float *logp,
                    float *entropy);
 
-/* Logits of the last model_forward, (B, T, V). */
-const float *model_acts_logits(const ModelActs *acts);
+/* Logits of the last model_forward, (B, T, V), valid at the positions model_forward computes:
+ * in each sequence, positions 0 up to its last one with a target; the rows after it are zero.
+ * Unpacked from the forward's rows on the first call after a forward, into a buffer allocated
+ * on the first call (freed with acts); NULL when out of memory. */
+const float *model_acts_logits(ModelActs *acts);
 
 /* Given dlogp (B, T) = dLoss/dlogp for the last forward (0 where targets was -1), adds
  * dLoss/dparams to grads (nparams floats; the caller zeroes it between steps). */

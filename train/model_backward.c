@@ -3,81 +3,41 @@
  * parameter's gradient into one buffer laid out as the parameters. Norm outputs and the MLP's
  * silu(gate) * up are recomputed from what the forward kept.
  *
- * Only the rows that can carry a gradient are computed: in each sequence, positions up to its
- * last target. The rows after it (the last token and the padding) feed only their own logits,
- * whose dlogp is 0 by contract, and causal attention sends no gradient backwards from them, so
- * their every gradient is exactly 0. The kept rows are packed to the front of the activations
- * once per forward (acts_pack), and every GEMM runs over them alone. */
+ * It works on model_forward's packed rows (ModelGroup in model_internal.h): in each sequence only
+ * the positions up to its last target (the rows after it feed only their own logits, whose dlogp
+ * is 0 by contract, and causal attention sends no gradient backwards from them, so their every
+ * gradient is exactly 0), and a group's shared prompt rows once: they receive the sum of the
+ * gradients of every member (their keys and values from every member's queries, and their
+ * logits from every member's targets). */
 #include "train/model_internal.h"
 
 #include <math.h>
 #include <string.h>
 
-/* The rows of sequence b that can carry a gradient: 1 + its last position with a target. */
-static size_t seq_rows(const ModelActs *a, size_t b)
+/* dlogits = sum over the positions (b, t) a packed row serves of dlogp[b,t] * (onehot(target) -
+ * softmax(logits)), i.e. -(sum of their dlogp) * softmax + each one's dlogp at its target; zero
+ * where none has a target and a nonzero dlogp. Positions in (b, t) order. */
+static void logits_bwd(ModelActs *a, const float *dlogp, size_t N, size_t V, float *dz)
 {
-    const int32_t *tg = a->targets + b * (size_t)a->T;
-    size_t n = (size_t)a->T;
-    while (n > 0 && tg[n - 1] < 0)
-        n--;
-    return n;
-}
-
-/* Rows rows[i] of x (rows of width w) to row i, in order (rows[i] >= i, increasing). */
-static void pack_rows(float *x, size_t w, const int32_t *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((size_t)rows[i] != i)
-            memmove(x + i * w, x + (size_t)rows[i] * w, w * sizeof(float));
-}
-
-/* Packs the kept rows of the activations the backward pass reads (once per forward). */
-static void acts_pack(const ModelDims *d, ModelActs *a)
-{
-    if (a->packed)
-        return;
-    size_t n = 0, T = (size_t)a->T;
-    for (size_t b = 0; b < (size_t)a->B; b++)
-        for (size_t t = 0, nb = seq_rows(a, b); t < nb; t++)
-            a->rows[n++] = (int32_t)(b * T + t);
-    a->nrows = n;
-    for (size_t l = 0; l < d->L; l++) {
-        ModelLayerActs *la = &a->layer[l];
-        pack_rows(la->x, d->H, a->rows, n);
-        pack_rows(la->rstd1, 1, a->rows, n);
-        pack_rows(la->qkv, d->QKV, a->rows, n);
-        pack_rows(la->qrs, d->Q, a->rows, n);
-        pack_rows(la->krs, d->K, a->rows, n);
-        pack_rows(la->q, d->QD, a->rows, n);
-        pack_rows(la->k, d->KD, a->rows, n);
-        pack_rows(la->ctx, d->QD, a->rows, n);
-        pack_rows(la->xmid, d->H, a->rows, n);
-        pack_rows(la->rstd2, 1, a->rows, n);
-        pack_rows(la->gu, 2 * d->I, a->rows, n);
+    size_t BT = (size_t)a->B * (size_t)a->T;
+    float *sum = a->dsum;
+    memset(sum, 0, N * sizeof *sum);
+    for (size_t n = 0; n < BT; n++) {
+        int32_t r = a->rowmap[n];
+        if (r >= 0 && a->targets[n] >= 0 && dlogp[n] != 0)
+            sum[r] += dlogp[n];
     }
-    pack_rows(a->xfin, d->H, a->rows, n);
-    pack_rows(a->rstdf, 1, a->rows, n);
-    pack_rows(a->hfin, d->H, a->rows, n);
-    a->packed = 1;
-}
-
-/* dlogits = dlogp * (onehot(target) - softmax(logits)) for the kept rows, zero where target is
- * -1. */
-static void logits_bwd(const ModelActs *a, const float *dlogp, size_t N, size_t V, float *dz)
-{
     for (size_t n = 0; n < N; n++) {
         float *g = dz + n * V;
-        size_t src = (size_t)a->rows[n];
-        int32_t t = a->targets[src];
-        if (t < 0 || dlogp[src] == 0) {
-            memset(g, 0, V * sizeof(float));
-            continue;
-        }
-        const float *z = a->logits + src * V;
-        float lse = a->lse[src], s = dlogp[src];
+        const float *z = a->logits + n * V;
+        float lse = a->lse[n], s = sum[n];
         for (size_t v = 0; v < V; v++)
             g[v] = -s * expf(z[v] - lse);
-        g[t] += s;
+    }
+    for (size_t n = 0; n < BT; n++) {
+        int32_t r = a->rowmap[n], t = a->targets[n];
+        if (r >= 0 && t >= 0 && dlogp[n] != 0)
+            dz[(size_t)r * V + (size_t)t] += dlogp[n];
     }
 }
 
@@ -89,50 +49,79 @@ static void rmsnorm_bwd(const float *dy, const float *x, const float *w, const f
         model_rmsnorm_bwd_row(dy + r * H, x + r * H, w, rstd[r], H, dx + r * H, dw, accumulate);
 }
 
+/* dS = P * (dP - sum_j P dP) * scale over rows rows of stride W, row i's first off + i + 1
+ * entries (causal_softmax's), zero beyond. */
+static void softmax_bwd(const float *Pr, float *dS, size_t rows, size_t W, size_t off, float scale)
+{
+    for (size_t i = 0; i < rows; i++) {
+        const float *p = Pr + i * W;
+        float *s = dS + i * W;
+        size_t lim = off + i + 1;
+        float dot = 0;
+        for (size_t j = 0; j < lim; j++)
+            dot += p[j] * s[j];
+        for (size_t j = 0; j < lim; j++)
+            s[j] = p[j] * (s[j] - dot) * scale;
+        for (size_t j = lim; j < W; j++)
+            s[j] = 0;
+    }
+}
+
 /* Attention backward for one layer: from dctx to dq, dk (rotated, normed space) and dv (written
- * into the v part of dqkv), over the kept rows (sequence b's n_b rows follow sequence b-1's; its
- * probabilities are the top-left n_b x n_b corner of its (T, T) block). Per (sequence, key-value
- * head), the query heads of its group in order, so dk and dv are summed in a fixed order. */
-static void attention_bwd(const ModelDims *d, const ModelLayerActs *la, ModelActs *a, size_t B,
-                          size_t T)
+ * into the v part of dqkv), per (group, key-value head), the query heads of its group in order,
+ * each over the prefix rows then every member's suffix rows (attention_fwd's blocks), so the
+ * prefix's dk and dv sum the gradients of every member in a fixed order. */
+static void attention_bwd(const ModelDims *d, const ModelLayerActs *la, ModelActs *a)
 {
     float scale = (float)(1.0 / sqrt((double)d->D));
-    size_t group = d->Q / d->K;
+    size_t group = d->Q / d->K, voff = d->QD + d->KD;
     float *dS = a->datt;
-    for (size_t b = 0, r0 = 0; b < B; r0 += seq_rows(a, b), b++) {
-        size_t n = seq_rows(a, b);
-        if (n == 0)
-            continue;
-        for (size_t g = 0; g < d->K; g++) {
-            const float *k = la->k + r0 * d->KD + g * d->D;
-            const float *v = la->qkv + r0 * d->QKV + d->QD + d->KD + g * d->D;
-            float *dk = a->dk + r0 * d->KD + g * d->D;
-            float *dv = a->dqkv + r0 * d->QKV + d->QD + d->KD + g * d->D;
-            for (size_t r = 0; r < group; r++) {
-                size_t h = g * group + r;
-                float beta = r == 0 ? 0.0f : 1.0f;
-                const float *q = la->q + r0 * d->QD + h * d->D;
-                const float *dctx = a->dctx + r0 * d->QD + h * d->D;
-                const float *P = la->att + (b * d->Q + h) * T * T;
-                /* dv += P^T dctx; dP = dctx v^T */
-                model_gemm(1, 0, n, d->D, n, 1, P, T, dctx, d->QD, beta, dv, d->QKV);
-                model_gemm(0, 1, n, n, d->D, 1, dctx, d->QD, v, d->QKV, 0, dS, n);
-                /* dS = P * (dP - sum_j P dP) * scale, causal */
-                for (size_t i = 0; i < n; i++) {
-                    const float *p = P + i * T;
-                    float *s = dS + i * n;
-                    float dot = 0;
-                    for (size_t j = 0; j <= i; j++)
-                        dot += p[j] * s[j];
-                    for (size_t j = 0; j <= i; j++)
-                        s[j] = p[j] * (s[j] - dot) * scale;
-                    for (size_t j = i + 1; j < n; j++)
-                        s[j] = 0;
+    for (int gi = 0; gi < a->ngroups; gi++) {
+        const ModelGroup *gr = &a->groups[gi];
+        size_t P = (size_t)gr->P, r0 = (size_t)gr->row0;
+        if (P == 0)
+            continue; /* no rows (members join only a prefix of MODEL_SHARE_MIN or more) */
+        for (size_t kh = 0; kh < d->K; kh++) {
+            const float *kp = la->k + r0 * d->KD + kh * d->D;
+            const float *vp = la->qkv + r0 * d->QKV + voff + kh * d->D;
+            float *dkp = a->dk + r0 * d->KD + kh * d->D;
+            float *dvp = a->dqkv + r0 * d->QKV + voff + kh * d->D;
+            for (size_t rr = 0; rr < group; rr++) {
+                size_t h = kh * group + rr;
+                float beta = rr == 0 ? 0.0f : 1.0f;
+                const float *qp = la->q + r0 * d->QD + h * d->D;
+                const float *dcp = a->dctx + r0 * d->QD + h * d->D;
+                const float *A = la->att + gr->att + h * gr->att_h;
+                /* the prefix: dv = P^T dctx; dP = dctx v^T; dq = dS k; dk = dS^T q */
+                model_gemm(1, 0, P, d->D, P, 1, A, P, dcp, d->QD, beta, dvp, d->QKV);
+                model_gemm(0, 1, P, P, d->D, 1, dcp, d->QD, vp, d->QKV, 0, dS, P);
+                softmax_bwd(A, dS, P, P, 0, scale);
+                model_gemm(0, 0, P, d->D, P, 1, dS, P, kp, d->KD, 0,
+                           a->dq + r0 * d->QD + h * d->D, d->QD);
+                model_gemm(1, 0, P, d->D, P, 1, dS, P, qp, d->QD, beta, dkp, d->KD);
+                A += P * P;
+                for (int b = gr->b0; b < gr->b0 + gr->nb; b++) {
+                    size_t S = (size_t)a->seqs[b].S, r = (size_t)a->seqs[b].row, W = P + S;
+                    if (S == 0)
+                        continue;
+                    const float *qs = la->q + r * d->QD + h * d->D;
+                    const float *ks = la->k + r * d->KD + kh * d->D;
+                    const float *vs = la->qkv + r * d->QKV + voff + kh * d->D;
+                    const float *dcs = a->dctx + r * d->QD + h * d->D;
+                    float *dks = a->dk + r * d->KD + kh * d->D;
+                    float *dvs = a->dqkv + r * d->QKV + voff + kh * d->D;
+                    float *dqs = a->dq + r * d->QD + h * d->D;
+                    model_gemm(1, 0, P, d->D, S, 1, A, W, dcs, d->QD, 1, dvp, d->QKV);
+                    model_gemm(1, 0, S, d->D, S, 1, A + P, W, dcs, d->QD, beta, dvs, d->QKV);
+                    model_gemm(0, 1, S, P, d->D, 1, dcs, d->QD, vp, d->QKV, 0, dS, W);
+                    model_gemm(0, 1, S, S, d->D, 1, dcs, d->QD, vs, d->QKV, 0, dS + P, W);
+                    softmax_bwd(A, dS, S, W, P, scale);
+                    model_gemm(0, 0, S, d->D, S, 1, dS + P, W, ks, d->KD, 0, dqs, d->QD);
+                    model_gemm(0, 0, S, d->D, P, 1, dS, W, kp, d->KD, 1, dqs, d->QD);
+                    model_gemm(1, 0, P, d->D, S, 1, dS, W, qs, d->QD, 1, dkp, d->KD);
+                    model_gemm(1, 0, S, d->D, S, 1, dS + P, W, qs, d->QD, beta, dks, d->KD);
+                    A += S * W;
                 }
-                /* dq = dS k; dk += dS^T q */
-                model_gemm(0, 0, n, d->D, n, 1, dS, n, k, d->KD, 0, a->dq + r0 * d->QD + h * d->D,
-                           d->QD);
-                model_gemm(1, 0, n, d->D, n, 1, dS, n, q, d->QD, beta, dk, d->KD);
             }
         }
     }
@@ -143,11 +132,11 @@ static void attention_bwd(const ModelDims *d, const ModelLayerActs *la, ModelAct
  * NULL: no per-head norm). */
 static void qk_norm_rope_bwd(float *dsrc, size_t ldsrc, const float *x, size_t ldx,
                              const float *w, const float *rstd, size_t rows, size_t nh, size_t D,
-                             const ModelActs *a, size_t T, float *ddst, size_t lddst, float *dw)
+                             const ModelActs *a, float *ddst, size_t lddst, float *dw)
 {
     size_t half = D / 2;
     for (size_t r = 0; r < rows; r++) {
-        size_t t = (size_t)a->rows[r] % T;
+        size_t t = (size_t)a->pos[r];
         for (size_t h = 0; h < nh; h++) {
             float *dy = dsrc + r * ldsrc + h * D;
             model_rope_row_bwd(dy, a->rope_cos + t * half, a->rope_sin + t * half, D);
@@ -166,9 +155,7 @@ void model_backward(const Model *m, const float *params, ModelActs *a, const flo
 {
     const ModelImpl *im = model_impl(m);
     ModelDims d = model_dims(&m->cfg);
-    size_t B = (size_t)a->B, T = (size_t)a->T;
-    acts_pack(&d, a);
-    size_t N = a->nrows; /* the kept rows, packed */
+    size_t N = a->nrows; /* the packed rows */
     /* lm_head and the final norm */
     logits_bwd(a, dlogp, N, d.V, a->dlogits);
     model_gemm(1, 0, d.V, d.H, N, 1, a->dlogits, d.V, a->hfin, d.H, 1, grads + im->lm_head, d.H);
@@ -206,12 +193,12 @@ void model_backward(const Model *m, const float *params, ModelActs *a, const flo
         /* attention: xmid = x + o(ctx), dx now holds dL/dxmid */
         model_gemm(1, 0, d.H, d.QD, N, 1, a->dx, d.H, la->ctx, d.QD, 1, grads + lo->wo, d.QD);
         model_gemm(0, 0, N, d.QD, d.H, 1, a->dx, d.H, params + lo->wo, d.QD, 0, a->dctx, d.QD);
-        attention_bwd(&d, la, a, B, T);
+        attention_bwd(&d, la, a);
         qk_norm_rope_bwd(a->dq, d.QD, la->qkv, d.QKV, model_qnorm(im, params, l), la->qrs, N,
-                         d.Q, d.D, a, T, a->dqkv, d.QKV,
+                         d.Q, d.D, a, a->dqkv, d.QKV,
                          im->qk_norm ? grads + lo->q_norm : NULL);
         qk_norm_rope_bwd(a->dk, d.KD, la->qkv + d.QD, d.QKV, model_knorm(im, params, l), la->krs,
-                         N, d.K, d.D, a, T, a->dqkv + d.QD, d.QKV,
+                         N, d.K, d.D, a, a->dqkv + d.QD, d.QKV,
                          im->qk_norm ? grads + lo->k_norm : NULL);
         if (im->qkv_bias) { /* the q/k/v biases: column sums of dqkv, rows in order */
             float *gb = grads + lo->bqkv;

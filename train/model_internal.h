@@ -83,7 +83,8 @@ void model_qk_norm_rope(const float *src, size_t lds, const float *w, size_t row
  * slot i, (K, max_len, D). */
 const float *model_sampler_cache(const ModelSampler *s, const Model *m, int l, int i, int v);
 
-/* Activations of one layer kept for the backward pass. */
+/* Activations of one layer kept for the backward pass. Rows are the packed rows of the batch
+ * (ModelActs.rows): N is their number, at most B * T. */
 typedef struct ModelLayerActs {
     float *x;     /* (N, H) the layer's input (the residual stream) */
     float *rstd1; /* (N) input_layernorm scales */
@@ -92,22 +93,53 @@ typedef struct ModelLayerActs {
     float *krs;   /* (N, K) k_norm scales */
     float *q;     /* (N, QD) normed and rotated */
     float *k;     /* (N, KD) normed and rotated */
-    float *att;   /* (B, Q, T, T) softmax probabilities (zero above the diagonal) */
+    float *att;   /* softmax probabilities, per group (ModelGroup.att) */
     float *ctx;   /* (N, QD) attention output before o_proj */
     float *xmid;  /* (N, H) residual after attention */
     float *rstd2; /* (N) post_attention_layernorm scales */
     float *gu;    /* (N, 2I) gate and up projections */
 } ModelLayerActs;
 
+/* Prompt (prefix) sharing. model_forward computes, in each sequence b, only positions
+ * 0 .. n_b - 1, n_b = 1 + its last position with a target (the rows after it feed only logits
+ * nobody reads: causal attention sends nothing back from them). Consecutive sequences whose
+ * tokens start with the same P >= MODEL_SHARE_MIN ids form a group: positions 0 .. P-1 have the
+ * same activations in all of them (causal attention), so they are computed once, as the group's
+ * prefix rows; each member then has its own suffix rows for positions P .. n_b - 1, whose
+ * queries attend to the prefix keys and values and to their own. A sequence that shares with
+ * none is a group of one whose prefix is all of its rows. The packed rows are, group by group,
+ * the prefix rows then each member's suffix rows. */
+enum { MODEL_SHARE_MIN = 4 };
+
+typedef struct ModelGroup {
+    int b0, nb;     /* members b0 .. b0 + nb - 1 */
+    int P;          /* prefix rows (positions 0 .. P-1) */
+    int row0;       /* the prefix's first packed row */
+    size_t att;     /* offset of the group's probabilities in a layer's att */
+    size_t att_h;   /* floats per query head there: P*P, then per member S * (P + S) */
+} ModelGroup;
+
+typedef struct ModelSeq {
+    int n;          /* rows computed: 1 + its last position with a target (0: none) */
+    int row;        /* packed row of position P (its first suffix row) */
+    int S;          /* suffix rows, max(0, n - P) */
+} ModelSeq;
+
 struct ModelActs {
-    int Bmax, Tmax, B, T;
+    int Bmax, Tmax, B, T, V;
     ModelLayerActs *layer;
     float *xfin;   /* (N, H) the residual stream after the last layer */
     float *rstdf;  /* (N) final norm scales */
     float *hfin;   /* (N, H) final norm output */
-    float *logits; /* (N, V) */
+    float *logits; /* (N, V) packed rows */
     float *lse;    /* (N) log-sum-exp of each logits row */
-    int32_t *tokens, *targets; /* (N) copies */
+    float *lmax;   /* (N) max of each logits row */
+    double *lsum;  /* (N) log(sum exp(z - max)) of each row */
+    float *ent;    /* (N) entropy of each row */
+    float *dsum;   /* (N) the backward's sum of dlogp over the positions a row serves */
+    float *logits_bt; /* (Bmax, Tmax, V) model_acts_logits' unpacked copy, malloc'd on first use */
+    int logits_bt_ok;
+    int32_t *tokens, *targets; /* (B, T) copies */
     float *rope_cos, *rope_sin; /* (Tmax, D/2) */
     /* scratch for the backward pass */
     float *h;      /* (N, H) recomputed norm outputs */
@@ -121,14 +153,14 @@ struct ModelActs {
     float *dmlp;   /* (N, I) */
     float *dlogits; /* (N, V) */
     float *datt;   /* (T, T) */
-    /* The backward pass works on the rows that can carry a gradient: in each sequence, positions
-     * 0 up to its last target (the rows after it only feed logits nobody differentiates). On its
-     * first call after a forward it moves those rows of every kept activation (not the logits,
-     * lse, tokens or targets) to the front, in order, and sets packed; rows maps packed row i to
-     * its original row b * T + t. */
-    int32_t *rows; /* (N) */
-    size_t nrows;  /* rows kept */
-    int packed;
+    /* the packing (see ModelGroup) */
+    int32_t *rows;   /* (N) packed row -> b * T + t of a sequence it serves (the group's first) */
+    int *pos;        /* (N) packed row -> position t */
+    int32_t *rowmap; /* (B, T) b * T + t -> packed row, -1 when t >= n_b */
+    size_t nrows;    /* packed rows */
+    ModelGroup *groups; /* (B) */
+    int ngroups;
+    ModelSeq *seqs;     /* (B) */
     void *mem;
 };
 

@@ -62,6 +62,24 @@ static int grads(Model *m, const char *weights, const char *inputs, const char *
     ModelActs *a;
     if (model_acts_create(m, B, T, &a, &err))
         return fail(&err);
+    /* the logits of every position: model_forward computes each sequence's positions up to its
+     * last target only, so a first forward with a target everywhere */
+    int32_t *all = malloc(N * sizeof *all);
+    float *logits = malloc(N * V * sizeof *logits);
+    if (!all || !logits) {
+        fprintf(stderr, "model_dump: out of memory\n");
+        return 4;
+    }
+    for (size_t i = 0; i < N; i++)
+        all[i] = 0;
+    model_forward(m, p, tokens, all, B, T, a, logp, ent);
+    free(all);
+    const float *z = model_acts_logits(a);
+    if (!z) {
+        fprintf(stderr, "model_dump: out of memory\n");
+        return 4;
+    }
+    memcpy(logits, z, N * V * sizeof *logits);
     model_forward(m, p, tokens, targets, B, T, a, logp, ent);
     model_backward(m, p, a, dl, g);
     size_t nout = 3 + m->ntensors;
@@ -70,7 +88,7 @@ static int grads(Model *m, const char *weights, const char *inputs, const char *
     char (*names)[128] = calloc(m->ntensors, sizeof *names);
     uint64_t s3[3] = {(uint64_t)B, (uint64_t)T, V}, s2[2] = {(uint64_t)B, (uint64_t)T};
     specs[0] = (StTensorSpec){"logits", DT_F32, 3, s3};
-    datas[0] = model_acts_logits(a);
+    datas[0] = logits;
     specs[1] = (StTensorSpec){"logp", DT_F32, 2, s2};
     datas[1] = logp;
     specs[2] = (StTensorSpec){"entropy", DT_F32, 2, s2};
@@ -85,7 +103,7 @@ static int grads(Model *m, const char *weights, const char *inputs, const char *
     model_acts_free(a);
     st_close(ck);
     free(specs); free(datas); free(names);
-    free(p); free(g); free(logp); free(ent); free(dl);
+    free(p); free(g); free(logp); free(ent); free(dl); free(logits);
     return rc ? fail(&err) : 0;
 }
 

@@ -3,7 +3,11 @@
  *                Richardson extrapolation) of loss = sum w * logp, on tiny configs: tied and untied,
  *                grouped-query (Q != K) and not, with a padded (targets -1) tail; the qwen2
  *                (q/k/v biases, no q/k norm) and llama (neither) variants too
+ *   gradients    also on batches with a shared prompt (prompt sharing, model.h)
  *   determinism  two forwards + backwards give the same bits
+ *   sharing      a batch of GRPO-like groups (shared prompts of different lengths, G = 1 and more,
+ *                partly matching prompts, padding) in one call = each sequence alone, within
+ *                1e-5: logp, entropy, logits and every gradient; all three variants
  *   sampling     greedy with the KV cache = argmax of the full forward, token by token; temperature
  *                sampling repeatable and independent of the batch it runs in; near-zero
  *                temperature = greedy; eos stops (and is kept); out_len bounds; invalid prompts
@@ -89,7 +93,7 @@ static double weighted_loss(const float *logp, const float *w, int n)
 
 /* ---- gradients against finite differences ---- */
 
-static void test_gradients(bool tied, int Q, int K, ModelArch arch)
+static void test_gradients(bool tied, int Q, int K, ModelArch arch, bool shared)
 {
     ModelConfig cfg = tiny_config(tied, Q, K);
     cfg.arch = arch;
@@ -103,11 +107,17 @@ static void test_gradients(bool tied, int Q, int K, ModelArch arch)
     int32_t tokens[N], targets[N];
     float logp[N], ent[N], w[N];
     random_batch(cfg.vocab_size, B, T, 5, tokens, targets);
+    if (shared) { /* sequence 1 starts with sequence 0's first 4 ids: a shared prompt */
+        memcpy(tokens + T, tokens, 4 * sizeof *tokens);
+        for (int t = 0; t < 3; t++)
+            targets[T + t] = tokens[T + t + 1];
+    }
     uint64_t key = rng_stream(3, 0, 0, 0);
     for (int i = 0; i < N; i++)
         w[i] = targets[i] < 0 ? 0.0f : (float)(0.5 + rng_uniform(key, (uint64_t)i));
     model_forward(m, p, tokens, targets, B, T, a, logp, ent);
     model_backward(m, p, a, w, g);
+    CHECK(!shared || a->ngroups == 1); /* the prompt is shared */
     /* padding changes nothing before it: logp of sequence 1's scored positions are finite and
      * its padded positions give 0 */
     CHECK(logp[1 * T + T - 1] == 0 && ent[1 * T + T - 1] == 0);
@@ -141,13 +151,13 @@ static void test_gradients(bool tied, int Q, int K, ModelArch arch)
         double rel = err_max / (gmax + 1e-3);
         worst = fmax(worst, rel);
         if (!(gmax > 1e-4) || rel > 1e-3) {
-            fprintf(stderr, "gradient %s (%s, tied %d, Q %d, K %d): max |grad| %.3g, max |fd - grad| %.3g (rel %.3g)\n",
-                    t->name, model_arch_name(arch), tied, Q, K, gmax, err_max, rel);
+            fprintf(stderr, "gradient %s (%s, tied %d, Q %d, K %d, shared %d): max |grad| %.3g, max |fd - grad| %.3g (rel %.3g)\n",
+                    t->name, model_arch_name(arch), tied, Q, K, shared, gmax, err_max, rel);
             failures++;
         }
     }
-    printf("gradients (%s, tied %d, Q %d, K %d): worst max|fd - grad| / max|grad| = %.2e\n",
-           model_arch_name(arch), tied, Q, K, worst);
+    printf("gradients (%s, tied %d, Q %d, K %d, shared %d): worst max|fd - grad| / max|grad| = "
+           "%.2e\n", model_arch_name(arch), tied, Q, K, shared, worst);
     free(p);
     free(g);
     model_acts_free(a);
@@ -190,6 +200,107 @@ static void test_determinism(void)
     free(g[1]);
     free(p);
     model_acts_free(a);
+    model_free(m);
+}
+
+/* ---- prompt sharing ---- */
+
+/* max |x - y| / max |y| */
+static double rel_diff(const float *x, const float *y, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)x[i] - y[i]));
+        den = fmax(den, fabs((double)y[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* A batch with shared prompts (GRPO groups of several samples, of different prompt lengths, a
+ * sample with an empty response, samples whose responses start alike, a group of one, a prompt
+ * that only partly matches the one before: no sharing across them, padding, a target -1 inside)
+ * in one model_forward / model_backward = each sequence alone (where nothing can be shared),
+ * up to float32 rounding: logp, entropy, the computed logits and every gradient. And the same
+ * bits on a repeated call. */
+static void test_sharing(ModelArch arch, bool tied, int Q, int K)
+{
+    ModelConfig cfg = tiny_config(tied, Q, K);
+    cfg.arch = arch;
+    Model *m;
+    CHECK_OK(model_create(&cfg, &m, &err_));
+    enum { B = 9, T = 13, N = B * T, V = 13 };
+    static const int32_t pA[] = {1, 2, 3, 4, 5, 6}, pB[] = {1, 7, 8, 9, 10},
+                         pC[] = {1, 11, 12, 2, 3, 4, 5}, pD[] = {1, 11, 5, 2, 3, 4, 5};
+    const int32_t *pr[B] = {pA, pA, pA, pA, pB, pC, pC, pD, pD};
+    const int plen[B] = {6, 6, 6, 6, 5, 7, 7, 7, 7}, rlen[B] = {3, 0, 5, 2, 4, 2, 3, 3, 4};
+    int32_t tokens[N], targets[N];
+    uint64_t key = rng_stream(17, 1, 0, 0);
+    for (int b = 0; b < B; b++) {
+        int len = plen[b] + rlen[b];
+        for (int t = 0; t < T; t++)
+            tokens[b * T + t] = t < plen[b] ? pr[b][t]
+                                : t < len   ? (int32_t)rng_below(key, (uint64_t)(b * T + t), V)
+                                            : 0;
+        for (int t = 0; t < T; t++)
+            targets[b * T + t] = t + 1 < len ? tokens[b * T + t + 1] : -1;
+    }
+    tokens[2 * T + 6] = tokens[0 * T + 6]; /* sequence 2's response starts as sequence 0's */
+    tokens[2 * T + 7] = tokens[0 * T + 7];
+    targets[2 * T + 5] = tokens[2 * T + 6];
+    targets[2 * T + 6] = tokens[2 * T + 7];
+    targets[5 * T + 2] = -1; /* a position without a target inside a shared prompt */
+    float *p = random_params(m, 31);
+    float w[N];
+    for (int i = 0; i < N; i++)
+        w[i] = targets[i] < 0 ? 0.0f : (float)(rng_uniform(key, 1000 + (uint64_t)i) - 0.5);
+    ModelActs *a, *a1;
+    CHECK_OK(model_acts_create(m, B, T, &a, &err_));
+    CHECK_OK(model_acts_create(m, 1, T, &a1, &err_));
+    float lp[2][N], en[2][N], lp1[N], en1[N];
+    float *g[2] = {calloc(m->nparams, sizeof(float)), calloc(m->nparams, sizeof(float))};
+    float *g1 = calloc(m->nparams, sizeof(float));
+    float *z = malloc((size_t)N * V * sizeof *z), *z1 = malloc((size_t)N * V * sizeof *z1);
+    for (int r = 0; r < 2; r++) {
+        model_forward(m, p, tokens, targets, B, T, a, lp[r], en[r]);
+        model_backward(m, p, a, w, g[r]);
+    }
+    memcpy(z, model_acts_logits(a), (size_t)N * V * sizeof *z);
+    /* groups {0..3} {4} {5, 6} {7, 8}: pD matches pC in 2 ids only */
+    size_t rows_alone = 0;
+    for (int b = 0; b < B; b++)
+        rows_alone += (size_t)(plen[b] + rlen[b] - 1);
+    CHECK(a->ngroups == 4);
+    CHECK(a->nrows < rows_alone);
+    CHECK(memcmp(lp[0], lp[1], sizeof lp[0]) == 0);
+    CHECK(memcmp(en[0], en[1], sizeof en[0]) == 0);
+    CHECK(memcmp(g[0], g[1], m->nparams * sizeof(float)) == 0);
+    for (int b = 0; b < B; b++) {
+        model_forward(m, p, tokens + b * T, targets + b * T, 1, T, a1, lp1 + b * T, en1 + b * T);
+        model_backward(m, p, a1, w + b * T, g1);
+        memcpy(z1 + (size_t)b * T * V, model_acts_logits(a1), (size_t)T * V * sizeof *z1);
+    }
+    double worst = fmax(rel_diff(lp[0], lp1, N), rel_diff(en[0], en1, N));
+    worst = fmax(worst, rel_diff(z, z1, (size_t)N * V));
+    CHECK(worst < 1e-5);
+    for (int i = 0; i < N; i++)
+        CHECK(targets[i] >= 0 || (lp[0][i] == 0 && en[0][i] == 0));
+    double gworst = 0;
+    for (size_t ti = 0; ti < m->ntensors; ti++) {
+        const ModelTensor *t = &m->tensors[ti];
+        double r = rel_diff(g[0] + t->offset, g1 + t->offset, t->numel);
+        gworst = fmax(gworst, r);
+        if (!(r < 1e-5)) {
+            fprintf(stderr, "sharing (%s): gradient %s differs by %.3g relative\n",
+                    model_arch_name(arch), t->name, r);
+            failures++;
+        }
+    }
+    printf("sharing (%s, tied %d, Q %d, K %d): %zu rows for %zu; logp/entropy/logits %.2e, "
+           "worst gradient %.2e relative\n", model_arch_name(arch), tied, Q, K, a->nrows,
+           rows_alone, worst, gworst);
+    free(g[0]), free(g[1]), free(g1), free(z), free(z1), free(p);
+    model_acts_free(a);
+    model_acts_free(a1);
     model_free(m);
 }
 
@@ -643,12 +754,18 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    test_gradients(false, 4, 2, MODEL_ARCH_QWEN3);
-    test_gradients(true, 4, 2, MODEL_ARCH_QWEN3);
-    test_gradients(false, 2, 2, MODEL_ARCH_QWEN3);
-    test_gradients(false, 4, 2, MODEL_ARCH_QWEN2);
-    test_gradients(true, 2, 2, MODEL_ARCH_LLAMA);
+    test_gradients(false, 4, 2, MODEL_ARCH_QWEN3, false);
+    test_gradients(true, 4, 2, MODEL_ARCH_QWEN3, false);
+    test_gradients(false, 2, 2, MODEL_ARCH_QWEN3, false);
+    test_gradients(false, 4, 2, MODEL_ARCH_QWEN2, false);
+    test_gradients(true, 2, 2, MODEL_ARCH_LLAMA, false);
+    test_gradients(false, 4, 2, MODEL_ARCH_QWEN3, true);
+    test_gradients(true, 2, 2, MODEL_ARCH_LLAMA, true);
     test_determinism();
+    test_sharing(MODEL_ARCH_QWEN3, false, 4, 2);
+    test_sharing(MODEL_ARCH_QWEN3, true, 2, 2);
+    test_sharing(MODEL_ARCH_QWEN2, false, 4, 2);
+    test_sharing(MODEL_ARCH_LLAMA, true, 4, 1);
     test_sampling(MODEL_ARCH_QWEN3);
     test_sampling(MODEL_ARCH_QWEN2);
     test_sampling(MODEL_ARCH_LLAMA);
