@@ -88,7 +88,9 @@ def main():
                 ["--h5", os.path.join(tmp, "r.h5"), "--masks", "--maps", "--head-dim", "4",
                  "--threads", "2"]]
         for opts in runs:
-            cmd = [valgrind, "-q", "--error-exitcode=99", "--leak-check=full",
+            cmd = [valgrind, "-q", "--error-exitcode=99", "--leak-check=full", "--suppressions="
+                   + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                  "valgrind.supp"),
                    "--errors-for-leak-kinds=definite,indirect",
                    "--show-leak-kinds=definite,indirect", "--track-origins=yes",
                    scan, a, b, "--quiet"] + opts

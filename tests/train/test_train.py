@@ -283,7 +283,8 @@ def case_valgrind(tmp):
     tiny = ["--layers", "1", "--hidden", "32", "--intermediate", "64", "--heads", "2",
             "--kv-heads", "1", "--head-dim", "16", "--max-positions", "32"]
     vg = [valgrind, "--error-exitcode=99", "--leak-check=full",
-          "--errors-for-leak-kinds=definite,indirect", "-q"]
+          "--errors-for-leak-kinds=definite,indirect", "-q", "--suppressions="
+          + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind.supp")]
     # Valgrind does not decode AVX-512: have OpenBLAS use its AVX2 kernels.
     os.environ["OPENBLAS_CORETYPE"] = "Haswell"
     base = os.path.join(tmp, "base")
