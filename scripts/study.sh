@@ -34,11 +34,11 @@ seed=${SEED:-1}
 task=add:3
 if [ "$quick" = 1 ]; then
   out=${out:-out/study-quick}
-  sft_args=(--preset tiny --steps 1500 --target-acc 0.25 --eval-every 100)
+  sft_args=(--preset tiny --steps 1500 --target-acc 0.25 --eval-every 25)
   grpo_steps=20; snap_every=5; eval_every=5; eval_size=100
 else
   out=${out:-out/study}
-  sft_args=(--preset small --steps 3000 --target-acc 0.3 --eval-every 100)
+  sft_args=(--preset small --steps 3000 --target-acc 0.3 --eval-every 25)
   grpo_steps=100; snap_every=10; eval_every=10; eval_size=200
 fi
 train="$bin/train/grpo-train"
