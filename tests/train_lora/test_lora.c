@@ -25,41 +25,7 @@
 #include "train/model.h"
 #include "train/rng.h"
 #include "tests/check.h"
-
-#define CHECK_OK(call)                                                                             \
-    do {                                                                                           \
-        SsError err_ = {0};                                                                        \
-        int rc_ = (call);                                                                          \
-        if (rc_ != 0) {                                                                            \
-            fprintf(stderr, "%s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #call, rc_,         \
-                    err_.msg);                                                                     \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static ModelConfig tiny_config(bool tied, int Q, int K)
-{
-    ModelConfig c = {.vocab_size = 13, .hidden_size = 16, .intermediate_size = 24,
-                     .num_hidden_layers = 2, .num_attention_heads = Q, .num_key_value_heads = K,
-                     .head_dim = 8, .max_position_embeddings = 32, .rms_norm_eps = 1e-6,
-                     .rope_theta = 10000.0, .initializer_range = 0.3,
-                     .tie_word_embeddings = tied};
-    return c;
-}
-
-/* Random base: matrices N(0, range^2), norm weights 1 + N(0, 0.2^2). */
-static float *random_params(const Model *m, uint64_t seed)
-{
-    float *p = malloc(m->nparams * sizeof *p);
-    model_init_params(m, p, seed);
-    uint64_t key = rng_stream(seed, 99, 0, 0);
-    for (size_t i = 0; i < m->ntensors; i++)
-        if (m->tensors[i].ndim == 1)
-            for (size_t j = 0; j < m->tensors[i].numel; j++)
-                p[m->tensors[i].offset + j] =
-                    (float)(1.0 + 0.2 * rng_normal(key, m->tensors[i].offset + j));
-    return p;
-}
+#include "tests/train_testutil.h"
 
 /* PEFT's init, then B random N(0, sd^2) (as after some training), so both factors matter. */
 static float *random_factors(const Lora *l, uint64_t seed, double sd)
