@@ -51,4 +51,8 @@ int svd_topk(const float *a, size_t m, size_t n, size_t k, const SvdRandOptions 
  * randomized SVD's test matrix, the same on the CPU and the CUDA backend. */
 void svd_fill_gaussian(float *g, size_t count, uint64_t seed);
 
+/* 0, or SS_EUSAGE naming lib ("LAPACK", "cuSOLVER") when an (m, n) matrix has more elements
+ * than the solver's 32-bit int indexes: the dimension check of both backends. */
+int svd_check_dims(size_t m, size_t n, const char *lib, SsError *err);
+
 #endif

@@ -17,11 +17,11 @@
 
 /* ---- helpers ---- */
 
-static int svd_check_dims(size_t m, size_t n, SsError *err)
+int svd_check_dims(size_t m, size_t n, const char *lib, SsError *err)
 {
-    /* LAPACK's (32-bit) Fortran indexes a(i + j*lda): keep m*n within its int. */
+    /* LAPACK's (32-bit) Fortran indexes a(i + j*lda), as cuSOLVER does: keep m*n within int. */
     if (m > INT_MAX || n > INT_MAX || (m && n > (size_t)INT_MAX / m))
-        return ss_err(err, SS_EUSAGE, "svd: matrix (%zu, %zu) too large for LAPACK's int", m, n);
+        return ss_err(err, SS_EUSAGE, "svd: matrix (%zu, %zu) too large for %s's int", m, n, lib);
     return 0;
 }
 
@@ -85,7 +85,7 @@ static int svd_orthonormalize(float *y, size_t rows, size_t cols, float *tau, Ss
 
 int svd_values(float *a, size_t m, size_t n, float *s, float *u, SsError *err)
 {
-    int rc = svd_check_dims(m, n, err);
+    int rc = svd_check_dims(m, n, "LAPACK", err);
     if (rc || m == 0 || n == 0)
         return rc;
     size_t r = m < n ? m : n;
@@ -113,7 +113,7 @@ int svd_topk(const float *a, size_t m, size_t n, size_t k, const SvdRandOptions 
     SvdRandOptions def = {SVD_DEFAULT_OVERSAMPLE, SVD_DEFAULT_POWER_ITERS, 0};
     if (!opt)
         opt = &def;
-    int rc = svd_check_dims(m, n, err);
+    int rc = svd_check_dims(m, n, "LAPACK", err);
     if (rc)
         return rc;
     size_t r = m < n ? m : n;

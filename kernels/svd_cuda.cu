@@ -112,13 +112,6 @@ static int svd_dalloc(SvdCtx *c, void **p, size_t count, size_t es, SsError *err
     return 0;
 }
 
-static int svd_check_dims(size_t m, size_t n, SsError *err)
-{
-    if (m > INT_MAX || n > INT_MAX || (m && n > (size_t)INT_MAX / m))
-        return ss_err(err, SS_EUSAGE, "svd: matrix (%zu, %zu) too large for cuSOLVER's int", m, n);
-    return 0;
-}
-
 static int svd_init(SvdCtx *c, SsError *err)
 {
     int count = 0;
@@ -208,7 +201,7 @@ static int svd_values_run(SvdCtx *c, float *a, size_t m, size_t n, float *s, flo
 
 extern "C" int svd_values_cuda(float *a, size_t m, size_t n, float *s, float *u, SsError *err)
 {
-    int rc = svd_check_dims(m, n, err);
+    int rc = svd_check_dims(m, n, "cuSOLVER", err);
     if (rc || m == 0 || n == 0)
         return rc;
     SvdCtx c;
@@ -302,7 +295,7 @@ static int svd_batched_run(SvdCtx *c, const float *a, size_t batch, size_t m, si
 extern "C" int svd_values_batched_cuda(const float *a, size_t batch, size_t m, size_t n, float *s,
                                        SsError *err)
 {
-    int rc = svd_check_dims(m, n, err);
+    int rc = svd_check_dims(m, n, "cuSOLVER", err);
     if (rc || m == 0 || n == 0 || batch == 0)
         return rc;
     SvdCtx c;
@@ -409,7 +402,7 @@ extern "C" int svd_topk_cuda(const float *a, size_t m, size_t n, size_t k,
     SvdRandOptions def = {SVD_DEFAULT_OVERSAMPLE, SVD_DEFAULT_POWER_ITERS, 0};
     if (!opt)
         opt = &def;
-    int rc = svd_check_dims(m, n, err);
+    int rc = svd_check_dims(m, n, "cuSOLVER", err);
     if (rc)
         return rc;
     size_t r = m < n ? m : n;
