@@ -3,9 +3,16 @@
  * once at the end. */
 #include "train/grpo_loss.h"
 
+#include "kernels/train_elem.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+
+/* te_grpo_weight numbers the aggregation modes as GrpoAgg does. */
+_Static_assert(GRPO_AGG_TOKEN_MEAN == 0 && GRPO_AGG_SEQ_MEAN_TOKEN_MEAN == 1 &&
+                   GRPO_AGG_SEQ_MEAN_TOKEN_SUM_NORM == 2,
+               "GrpoAgg must match kernels/train_elem.h's aggregation numbers");
 
 static const char *const agg_names[] = {"token-mean", "seq-mean-token-mean",
                                         "seq-mean-token-sum-norm"};
@@ -88,14 +95,9 @@ void grpo_loss(const GrpoLossConfig *cfg, int B, int T, const float *logp, const
         long nb = 0;
         for (int t = 0; t < T; t++)
             nb += mask[row + t] != 0;
-        /* The weight of each response token of this sequence in L. */
-        double w = 0.0;
-        if (cfg->agg == GRPO_AGG_TOKEN_MEAN)
-            w = ntok > 0 ? 1.0 / (double)ntok : 0.0;
-        else if (cfg->agg == GRPO_AGG_SEQ_MEAN_TOKEN_MEAN)
-            w = nb > 0 ? 1.0 / ((double)nseq * (double)nb) : 0.0;
-        else
-            w = 1.0 / ((double)B * (double)T);
+        /* The weight of each response token of this sequence in L, and each token's terms:
+         * the element functions the trainer's CUDA kernels share (kernels/train_elem.h). */
+        const double w = te_grpo_weight((int)cfg->agg, ntok, nseq, nb, B, T);
         const double A = adv[b];
         for (int t = 0; t < T; t++) {
             const size_t i = row + t;
@@ -103,32 +105,12 @@ void grpo_loss(const GrpoLossConfig *cfg, int B, int T, const float *logp, const
                 dlogp[i] = 0.0f;
                 continue;
             }
-            const double lp = logp[i];
-            const double rho = exp(lp - (double)logp_old[i]);
-            const double rc = rho < lo ? lo : (rho > hi ? hi : rho);
-            const double pg1 = -A * rho, pg2 = -A * rc;
-            double pg, g;
-            if (pg2 > pg1) { /* clipped branch: constant in logp */
-                pg = pg2;
-                g = 0.0;
-                nclip++;
-            } else {
-                pg = pg1;
-                g = -A * rho; /* d(-A * exp(logp - old)) / dlogp */
-            }
-            double l = pg;
-            if (use_kl) {
-                const double x = (double)logp_ref[i] - lp;
-                const double xc = x < -20.0 ? -20.0 : (x > 20.0 ? 20.0 : x);
-                const double ex = exp(xc);
-                const double kl = ex - xc - 1.0;
-                kl_sum += kl;
-                l += beta * kl;
-                /* d kl / dlogp = (exp(x) - 1) * dx/dlogp = 1 - exp(x); 0 where the clamp bites
-                 * (the boundary itself passes the gradient, as torch.clamp does). */
-                if (x >= -20.0 && x <= 20.0)
-                    g += beta * (1.0 - ex);
-            }
+            double l, pg, kl, g;
+            int clipped;
+            te_grpo_token(logp[i], logp_old[i], use_kl ? (double)logp_ref[i] : 0.0, A, lo, hi,
+                          beta, use_kl, &l, &pg, &kl, &g, &clipped);
+            nclip += clipped;
+            kl_sum += kl;
             loss += w * l;
             pg_loss += w * pg;
             dlogp[i] = (float)(w * g);
