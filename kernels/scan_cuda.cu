@@ -35,6 +35,7 @@ extern "C" {
 #include "kernels/scan_cuda.h"
 #include "kernels/threadpool.h"
 }
+#include "kernels/cuda_check.h"
 #include "kernels/scan_elem.h"
 
 #define SCAN_CUDA_BLOCK 256
@@ -44,23 +45,8 @@ extern "C" {
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 
-static int cuda_fail(SsError *err, cudaError_t e, const char *expr, const char *file, int line)
-{
-    int code = SS_EOUTPUT;
-    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInvalidDevice)
-        code = SS_EUSAGE;
-    (void)cudaGetLastError(); /* clear a non-sticky error */
-    return ss_err(err, code, "scan: CUDA: %s failed at %s:%d: %s", expr, file, line,
-                  cudaGetErrorString(e));
-}
-
-/* Evaluates a CUDA runtime call; on failure returns the SS_E* code with the message filled. */
-#define CUDA_TRY(call)                                                                 \
-    do {                                                                               \
-        cudaError_t e_ = (call);                                                       \
-        if (e_ != cudaSuccess)                                                         \
-            return cuda_fail(err, e_, #call, __FILE__, __LINE__);                      \
-    } while (0)
+/* Every CUDA runtime call is checked (kernels/cuda_check.h). */
+#define CUDA_TRY(call) SS_CUDA_TRY("scan", call)
 
 /* ---- per-dtype constants ----------------------------------------------------------------------- */
 
@@ -724,7 +710,7 @@ extern "C" int scan_cuda_resident(const ScanConfig *cfg, DType dt, const void *d
         cudaError_t e;
 #define RES_TRY(call)                                                                         \
     if ((e = (call)) != cudaSuccess) {                                                        \
-        rc = cuda_fail(err, e, #call, __FILE__, __LINE__);                                    \
+        rc = ss_cuda_fail(err, "scan", e, #call, __FILE__, __LINE__);                         \
         break;                                                                                \
     }
         RES_TRY(cudaMalloc((void **)&d_counts, sizeof(DevCounts)));

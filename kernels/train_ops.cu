@@ -16,27 +16,14 @@ extern "C" {
 #include "formats/ss_error.h"
 #include "kernels/train_ops.h"
 }
+#include "kernels/cuda_check.h"
 #include "kernels/train_elem.h"
 
 #define TOPS_BLOCK 256
 #define TOPS_NORM_BLOCK 4096
 
-static int cuda_fail(SsError *err, cudaError_t e, const char *expr, const char *file, int line)
-{
-    int code = SS_EOUTPUT;
-    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInvalidDevice)
-        code = SS_EUSAGE;
-    (void)cudaGetLastError();
-    return ss_err(err, code, "train ops: CUDA: %s failed at %s:%d: %s", expr, file, line,
-                  cudaGetErrorString(e));
-}
-
-#define CUDA_TRY(call)                                                                 \
-    do {                                                                               \
-        cudaError_t e_ = (call);                                                       \
-        if (e_ != cudaSuccess)                                                         \
-            return cuda_fail(err, e_, #call, __FILE__, __LINE__);                      \
-    } while (0)
+/* Every CUDA runtime call is checked (kernels/cuda_check.h). */
+#define CUDA_TRY(call) SS_CUDA_TRY("train ops", call)
 
 /* Checks the launch just queued. */
 #define LAUNCHED() CUDA_TRY(cudaGetLastError())
@@ -95,7 +82,7 @@ extern "C" void *tops_dev_alloc(size_t bytes, SsError *err)
     if (e != cudaSuccess) {
         if (d)
             cudaFree(d);
-        cuda_fail(err, e, "cudaMalloc", __FILE__, __LINE__);
+        ss_cuda_fail(err, "train ops", e, "cudaMalloc", __FILE__, __LINE__);
         return NULL;
     }
     return d;
@@ -590,7 +577,7 @@ extern "C" int tops_grpo_loss_cuda(const TopsGrpoConfig *cfg, int B, int T, cons
     }
     if ((e = cudaMalloc((void **)&d_nb, (size_t)B * sizeof *d_nb)) != cudaSuccess ||
         (e = cudaMalloc((void **)&d_part, (size_t)B * 4 * sizeof *d_part)) != cudaSuccess) {
-        rc = cuda_fail(err, e, "cudaMalloc", __FILE__, __LINE__);
+        rc = ss_cuda_fail(err, "train ops", e, "cudaMalloc", __FILE__, __LINE__);
         goto done;
     }
     grpo_count_kernel<<<grid_for((size_t)B), TOPS_BLOCK>>>(mask, B, T, d_nb);
@@ -601,7 +588,7 @@ extern "C" int tops_grpo_loss_cuda(const TopsGrpoConfig *cfg, int B, int T, cons
             cudaSuccess ||
         (e = cudaMemcpy(part, d_part, (size_t)B * 4 * sizeof *part, cudaMemcpyDeviceToHost)) !=
             cudaSuccess) {
-        rc = cuda_fail(err, e, "grpo loss kernels", __FILE__, __LINE__);
+        rc = ss_cuda_fail(err, "train ops", e, "grpo loss kernels", __FILE__, __LINE__);
         goto done;
     }
     {
@@ -669,7 +656,7 @@ extern "C" int tops_sumsq_cuda(const float *g, const uint8_t *mask, size_t n, do
     cudaFree(d_part);
     if (e != cudaSuccess) {
         free(part);
-        return cuda_fail(err, e, "sumsq kernel", __FILE__, __LINE__);
+        return ss_cuda_fail(err, "train ops", e, "sumsq kernel", __FILE__, __LINE__);
     }
     double total = 0.0;
     for (size_t b = 0; b < nb; b++)
