@@ -2,53 +2,100 @@
 # tests/gpu/run.sh: the one prepared script for a lent GPU machine (one H200; docs/cuda.md,
 # docs/BENCHMARKS.md "CUDA"). From the repository root:
 #
-#   1. configures a fresh build with -Dcuda=enabled and builds only what the steps below run;
+#   1. builds (meson, -Dcuda=enabled) only what the steps below run, or, with
+#      SS_GPU_PREBUILT=PACK, takes the executables and libraries tests/gpu/pack.sh packed on a
+#      machine that has the build's Debian packages (the GPU machine's image lacks them);
 #   2. stops cleanly (exit 77, "no GPU") when the CUDA runtime sees no device;
-#   3. runs the gpu test suite (tests/gpu: device query, scan_cuda vs the CPU, svd_cuda vs LAPACK,
+#   3. runs the gpu tests (tests/gpu: device query, scan_cuda vs the CPU, svd_cuda vs LAPACK,
 #      train_ops_cuda: the trainer's CUDA ops vs their CPU twins and the CUDA model step's loss
 #      and gradients vs the CPU model, which also times a training step: f32 and bf16 GEMMs);
-#   4. measures copy bandwidths (bench/cuda_bandwidth: pinned and pageable H2D, D2H, D2D);
-#   5. times the scan kernel on device-resident data against D2D bandwidth, the end-to-end scan
+#      a failing test is run once more under compute-sanitizer when the machine has it;
+#   4. end to end: sparsity-scan --device cpu and --device cuda (with --masks --maps --hist
+#      --rank) on a fresh random pair (tests/gpu/make_pair.py), the two HDF5 reports compared by
+#      tests/gpu/compare_reports.py (needs python3 with torch, safetensors, h5py);
+#   5. measures copy bandwidths (bench/cuda_bandwidth: pinned and pageable H2D, D2H, D2D);
+#   6. times the scan kernel on device-resident data against D2D bandwidth, the end-to-end scan
 #      from host memory against pinned H2D bandwidth, and the CPU scan, on a BF16 pair of
 #      SS_GPU_GIB GiB (default 8) generated in memory; then full spectra of SS_GPU_SVD_N^2 matrices
 #      (default 4096): SS_GPU_SVD_GPU of them on cuSOLVER (default 4), SS_GPU_SVD_CPU on LAPACK
 #      (default 1), per-matrix seconds;
-#   6. prints a short table last.
+#   7. prints a short table last.
 #
 # Every step has its own time limit; the whole run is meant to take 3-5 minutes, well under 10.
 # It reads device properties only and never changes a GPU setting (no nvidia-smi -pm/-lgc/-ac,
-# no MIG changes, no resets). Logs go to $OUT (the device tool's output folder) when set, else to
-# <build>/gpu-run/. Environment: SS_GPU_BUILD (build folder, default build-gpu-run),
-# SS_GPU_GIB, SS_GPU_SVD_N, SS_GPU_SVD_GPU, SS_GPU_SVD_CPU.
+# no MIG changes, no resets). Logs go to SS_GPU_LOGS (default /tmp/ss-gpu-logs) and, packed, to
+# $OUT/gpu-logs.tar.gz when OUT (the device tool's output folder) is set. Environment:
+# SS_GPU_BUILD (build folder, default build-gpu-run), SS_GPU_PREBUILT, SS_GPU_LOGS, SS_GPU_GIB,
+# SS_GPU_SVD_N, SS_GPU_SVD_GPU, SS_GPU_SVD_CPU.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
 BUILD=${SS_GPU_BUILD:-build-gpu-run}
 GIB=${SS_GPU_GIB:-8}
 SVD_N=${SS_GPU_SVD_N:-4096}
 SVD_GPU=${SS_GPU_SVD_GPU:-4}
 SVD_CPU=${SS_GPU_SVD_CPU:-1}
+PREBUILT=${SS_GPU_PREBUILT:-}
 START=$(date +%s)
 
 say() { printf '[run.sh %4ss] %s\n' "$(($(date +%s) - START))" "$*"; }
-die() { say "FAILED: $*"; exit 1; }
+die() { say "FAILED: $*"; save_logs; exit 1; }
+# Logs are written to LOGS and, after each step, packed into $OUT/gpu-logs.tar.gz (the device
+# tool brings back at most 8 files from $OUT, and brings them back even when a step overruns).
+LOGS=${SS_GPU_LOGS:-/tmp/ss-gpu-logs}
+save_logs() {
+    [ -z "${OUT:-}" ] \
+        || tar -C "$(dirname "$LOGS")" -czf "$OUT/gpu-logs.tar.gz" "$(basename "$LOGS")"
+}
+rm -rf "$LOGS" && mkdir -p "$LOGS" || { echo "cannot create $LOGS"; exit 1; }
 
-rm -rf "$BUILD"
-LOGS=${OUT:-$BUILD/gpu-run}
-mkdir -p "$LOGS" || die "cannot create $LOGS"
-
-# ---- 1. build -------------------------------------------------------------------------------
-say "configuring $BUILD (-Dcuda=enabled)"
-timeout 180 meson setup "$BUILD" -Dcuda=enabled -Dbuildtype=release >"$LOGS/setup.log" 2>&1 \
-    || { tail -20 "$LOGS/setup.log"; die "meson setup (log: $LOGS/setup.log)"; }
+# ---- 1. build, or unpack what pack.sh built --------------------------------------------------
 TARGETS="tests/gpu/test_cuda_device tests/gpu/test_scan_cuda tests/gpu/test_svd_cuda
-         tests/gpu/test_train_ops_cuda bench/cuda_bandwidth bench/cuda_scan_bench"
-say "building: $(echo $TARGETS)"
-# shellcheck disable=SC2086
-timeout 300 ninja -C "$BUILD" $TARGETS >"$LOGS/build.log" 2>&1 \
-    || { tail -30 "$LOGS/build.log"; die "build (log: $LOGS/build.log)"; }
+         tests/gpu/test_train_ops_cuda bench/cuda_bandwidth bench/cuda_scan_bench
+         analyze/sparsity-scan"
+if [ -n "$PREBUILT" ]; then
+    [ -d "$PREBUILT/bin" ] || die "$PREBUILT/bin: no such folder (run tests/gpu/pack.sh first)"
+    BIN=$ROOT/$PREBUILT/bin
+    LIBDIR=/tmp/ss-gpu-lib
+    rm -rf "$LIBDIR" && mkdir -p "$LIBDIR" || die "cannot create $LIBDIR"
+    tar -C "$LIBDIR" -xzf "$PREBUILT/lib.tar.gz" || die "cannot unpack $PREBUILT/lib.tar.gz"
+    LIBDIR=$LIBDIR/lib
+    # The CUDA libraries come from this machine: the toolkit's folders, else a Python package's.
+    CUDA_LIBS=
+    for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcusolver.so.12 \
+               libcusparse.so.12 libnvJitLink.so.13; do
+        found=$(find /usr/local/cuda/lib64/ /usr/local/cuda/targets/x86_64-linux/lib/ \
+                     /usr/local/cuda*/lib* /usr/lib/x86_64-linux-gnu/ /opt /usr/local/lib \
+                     -name "$lib" 2>/dev/null | head -1)
+        if [ -n "$found" ]; then
+            d=$(dirname "$found")
+            case ":$CUDA_LIBS:" in *":$d:"*) ;; *) CUDA_LIBS=$CUDA_LIBS:$d ;; esac
+        else
+            say "warning: $lib not found on this machine"
+        fi
+    done
+    # Only our executables see the carried libraries (python3 and the system tools keep theirs).
+    OUR_LD="$LIBDIR$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    say "prebuilt executables from $PREBUILT; their LD_LIBRARY_PATH=$OUR_LD"
+    missing=$(for t in $TARGETS; do env LD_LIBRARY_PATH="$OUR_LD" ldd "$BIN/$t"; done \
+              | grep 'not found' | sort -u)
+    [ -z "$missing" ] || { echo "$missing"; die "libraries missing"; }
+else
+    rm -rf "$BUILD"
+    BIN=$ROOT/$BUILD
+    OUR_LD=${LD_LIBRARY_PATH:-}
+    say "configuring $BUILD (-Dcuda=enabled)"
+    timeout 180 meson setup "$BUILD" -Dcuda=enabled -Dmpi=disabled -Dbuildtype=release \
+        >"$LOGS/setup.log" 2>&1 \
+        || { tail -20 "$LOGS/setup.log"; die "meson setup (log: $LOGS/setup.log)"; }
+    say "building: $(echo $TARGETS)"
+    # shellcheck disable=SC2086
+    timeout 300 ninja -C "$BUILD" $TARGETS >"$LOGS/build.log" 2>&1 \
+        || { tail -30 "$LOGS/build.log"; die "build (log: $LOGS/build.log)"; }
+fi
 
 # ---- 2. is there a GPU? ---------------------------------------------------------------------
-"$BUILD/tests/gpu/test_cuda_device" >"$LOGS/device.txt" 2>&1
+env LD_LIBRARY_PATH="$OUR_LD" "$BIN/tests/gpu/test_cuda_device" >"$LOGS/device.txt" 2>&1
 rc=$?
 cat "$LOGS/device.txt"
 if [ "$rc" -eq 77 ]; then
@@ -61,42 +108,105 @@ if command -v nvidia-smi >/dev/null 2>&1; then # read-only queries
         --format=csv >"$LOGS/nvidia-smi.txt" 2>&1 && cat "$LOGS/nvidia-smi.txt"
 fi
 
-# ---- 3. the gpu suite -----------------------------------------------------------------------
-say "gpu test suite"
-timeout 240 meson test -C "$BUILD" --no-rebuild --suite gpu --print-errorlogs \
-    >"$LOGS/tests.log" 2>&1
-TESTS_RC=$?
-grep -E '^ *[0-9]+/[0-9]+ |^Ok:|^Fail:|^Skipped:|^Timeout:' "$LOGS/tests.log"
-[ "$TESTS_RC" -eq 0 ] || { tail -40 "$LOGS/tests.log"; say "gpu suite FAILED (continuing to the benchmarks)"; }
-
-# The training-step lines train_ops_cuda printed (meson keeps every test's stdout in testlog.txt).
-grep -E '^(RESULT train_step|model .*worst)' "$BUILD/meson-logs/testlog.txt" \
+save_logs
+# ---- 3. the gpu tests -----------------------------------------------------------------------
+TESTS_RC=0
+TEST_SUMMARY=
+for t in scan_cuda svd_cuda train_ops_cuda; do
+    say "test $t"
+    timeout 150 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/tests/gpu/test_$t" >"$LOGS/test_$t.txt" 2>&1
+    rc=$?
+    tail -5 "$LOGS/test_$t.txt"
+    case $rc in
+        0) verdict=pass ;;
+        77) verdict=skip ;;
+        124) verdict=TIMEOUT; TESTS_RC=1 ;;
+        *) verdict="FAIL($rc)"; TESTS_RC=1 ;;
+    esac
+    TEST_SUMMARY="$TEST_SUMMARY $t:$verdict"
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+        say "test $t again under compute-sanitizer (memcheck)"
+        timeout 90 env LD_LIBRARY_PATH="$OUR_LD" compute-sanitizer --tool memcheck \
+            --print-limit 20 "$BIN/tests/gpu/test_$t" >"$LOGS/sanitizer_$t.txt" 2>&1
+        grep -E 'ERROR SUMMARY|Invalid|out of bounds|FAIL' "$LOGS/sanitizer_$t.txt" | head -20
+    fi
+done
+say "gpu tests:$TEST_SUMMARY"
+# The training-step lines train_ops_cuda printed.
+grep -E '^(RESULT train_step|model .*worst)' "$LOGS/test_train_ops_cuda.txt" \
     >"$LOGS/train_ops.txt" 2>/dev/null
 cat "$LOGS/train_ops.txt"
 
-# ---- 4. copy bandwidth ----------------------------------------------------------------------
+save_logs
+# ---- 4. end to end: sparsity-scan --device cpu vs cuda ----------------------------------------
+E2E=skipped
+PAIR=/tmp/ss-gpu-pair
+if python3 -c 'import torch, safetensors, h5py' 2>/dev/null; then
+    say "end to end: sparsity-scan --device cpu and cuda on a fresh pair"
+    rm -rf "$PAIR"
+    if timeout 120 python3 tests/gpu/make_pair.py "$PAIR" >"$LOGS/e2e.txt" 2>&1; then
+        E2E=ok
+        for dev in cpu cuda; do
+            t0=$(date +%s.%N)
+            timeout 240 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/analyze/sparsity-scan" \
+                "$PAIR/A" "$PAIR/B" --device "$dev" --quiet --tol 1e-5,1e-3 --rtol 1e-3 \
+                --masks --maps --hist --rank --h5 "$PAIR/$dev.h5" \
+                >"$PAIR/$dev.txt" 2>>"$LOGS/e2e.txt" \
+                || { E2E="FAIL(sparsity-scan --device $dev exit $?)"; break; }
+            t1=$(date +%s.%N)
+            echo "RESULT e2e_$dev $(awk "BEGIN {printf \"%.2f\", $t1 - $t0}") s wall" \
+                >>"$LOGS/e2e.txt"
+        done
+        if [ "$E2E" = ok ]; then
+            # The tables must be the same but for the times they print ("in 0.06 s", "40.4 s)").
+            for dev in cpu cuda; do
+                sed -E 's/[0-9.]+ s\)/T s)/g' "$PAIR/$dev.txt" >"$PAIR/$dev.table"
+            done
+            diff "$PAIR/cpu.table" "$PAIR/cuda.table" >"$PAIR/table.diff" \
+                || { head -20 "$PAIR/table.diff" >>"$LOGS/e2e.txt"; E2E="FAIL(tables differ)"; }
+            timeout 120 python3 tests/gpu/compare_reports.py "$PAIR/cpu.h5" "$PAIR/cuda.h5" \
+                >>"$LOGS/e2e.txt" 2>&1 || E2E="FAIL(reports differ)"
+        fi
+    else
+        E2E="FAIL(make_pair.py)"
+    fi
+    tail -25 "$LOGS/e2e.txt"
+    case $E2E in ok) ;; *) TESTS_RC=1 ;; esac
+else
+    say "end to end skipped: python3 lacks torch, safetensors or h5py"
+fi
+
+save_logs
+# ---- 5. copy bandwidth ----------------------------------------------------------------------
 say "copy bandwidth"
-timeout 60 "$BUILD/bench/cuda_bandwidth" --mib 1024 --reps 5 >"$LOGS/bandwidth.txt" 2>&1 \
+timeout 60 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_bandwidth" --mib 1024 --reps 5 \
+    >"$LOGS/bandwidth.txt" 2>&1 \
     || say "cuda_bandwidth failed (exit $?)"
 cat "$LOGS/bandwidth.txt"
 
-# ---- 5. scan and SVD ------------------------------------------------------------------------
+save_logs
+# ---- 6. scan and SVD ------------------------------------------------------------------------
 say "scan: $GIB GiB BF16 pair"
-timeout 240 "$BUILD/bench/cuda_scan_bench" --gib "$GIB" --no-svd >"$LOGS/scan.txt" 2>&1 \
+timeout 240 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_scan_bench" --gib "$GIB" --no-svd \
+    >"$LOGS/scan.txt" 2>&1 \
     || say "cuda_scan_bench (scan) failed (exit $?)"
 cat "$LOGS/scan.txt"
 say "SVD: ${SVD_N}x${SVD_N}, $SVD_GPU on cuSOLVER, $SVD_CPU on LAPACK"
-timeout 200 "$BUILD/bench/cuda_scan_bench" --no-scan --svd-n "$SVD_N" --svd-gpu "$SVD_GPU" \
-    --svd-cpu "$SVD_CPU" >"$LOGS/svd.txt" 2>&1 || say "cuda_scan_bench (svd) failed (exit $?)"
+timeout 200 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_scan_bench" --no-scan \
+    --svd-n "$SVD_N" --svd-gpu "$SVD_GPU" --svd-cpu "$SVD_CPU" >"$LOGS/svd.txt" 2>&1 \
+    || say "cuda_scan_bench (svd) failed (exit $?)"
 cat "$LOGS/svd.txt"
 
-# ---- 6. the table ---------------------------------------------------------------------------
+save_logs
+# ---- 7. the table ---------------------------------------------------------------------------
 val() { grep -h "^RESULT $1 " "$LOGS/bandwidth.txt" "$LOGS/scan.txt" "$LOGS/svd.txt" \
-        "$LOGS/train_ops.txt" 2>/dev/null \
+        "$LOGS/train_ops.txt" "$LOGS/e2e.txt" 2>/dev/null \
         | head -1 | cut -d' ' -f3-; }
 echo
 echo "== CUDA summary ($(head -1 "$LOGS/device.txt"))"
-printf '%-34s %s\n' "gpu suite" "$([ "$TESTS_RC" -eq 0 ] && echo pass || echo FAIL)"
+printf '%-34s %s\n' "gpu tests" "$TEST_SUMMARY"
+printf '%-34s %s\n' "end to end cpu == cuda reports" "$E2E"
+printf '%-34s %s\n' "end to end cpu / cuda wall" "$(val e2e_cpu) / $(val e2e_cuda)"
 printf '%-34s %s\n' "H2D pinned" "$(val h2d_pinned)"
 printf '%-34s %s\n' "H2D pageable" "$(val h2d_pageable)"
 printf '%-34s %s\n' "D2H pinned" "$(val d2h_pinned)"
@@ -113,5 +223,6 @@ printf '%-34s %s\n' "train step, f32 GEMMs" "$(val train_step_f32)"
 printf '%-34s %s\n' "train step, bf16 GEMMs" "$(val train_step_bf16)"
 printf '%-34s %s\n' "train step, CPU model" "$(val train_step_cpu)"
 printf '%-34s %s\n' "wall time of run.sh" "$(($(date +%s) - START)) s"
+save_logs
 [ "$TESTS_RC" -eq 0 ] || exit 1
 exit 0
