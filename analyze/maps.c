@@ -1,4 +1,4 @@
-/* Update maps from changed-element masks: row and column counts, the density map, per-head
+/* Update maps from changed-element masks: row and column counts, the cell counts, per-head
  * fractions and stripe ratios (analyze/maps.h; docs/metrics.md, "Update maps"), and the head size
  * from a checkpoint's config.json. */
 #include "analyze/maps.h"
@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
+
+#include "analyze/maps_count.h"
 
 MapsHeadKind maps_head_kind(const char *name)
 {
@@ -87,36 +89,48 @@ int maps_head_dim_from_config(const char *spec, uint64_t *head_dim, char **sourc
     return 0;
 }
 
-/* cell[k] for k < n: the index i of the cell [floor(i n / m), floor((i + 1) n / m)) holding k;
- * size[i]: the elements of cell i. */
-static void maps_cells(uint64_t n, uint64_t m, uint32_t *cell, double *size)
+/* The cell edges of n indices in m cells, edge[i] = floor(i n / m) for i <= m (cell i holds
+ * [edge[i], edge[i+1])), cell[k] for k < n (cell may be NULL): the cell holding k; returns the
+ * largest cell's size. */
+static uint64_t maps_cells(uint64_t n, uint64_t m, uint64_t *edge, uint32_t *cell)
 {
+    uint64_t largest = 0;
+    edge[0] = 0;
     for (uint64_t i = 0; i < m; i++) {
         uint64_t lo = i * n / m, hi = (i + 1) * n / m;
-        size[i] = (double)(hi - lo);
-        for (uint64_t k = lo; k < hi; k++)
+        edge[i + 1] = hi;
+        largest = hi - lo > largest ? hi - lo : largest;
+        for (uint64_t k = lo; cell && k < hi; k++)
             cell[k] = (uint32_t)i;
     }
+    return largest;
 }
 
-/* The 64 mask bits from bit p on (fewer, zero-filled, at the end of the nbytes of mask). */
-static inline uint64_t maps_bits64(const uint8_t *mask, uint64_t nbytes, uint64_t p)
+/* The smallest stored type for counts up to max, and its size in bytes. */
+static H5wType maps_count_type(uint64_t max, size_t *size)
 {
-    uint64_t byte = p / 8, lo = 0, hi = 0;
-    unsigned sh = (unsigned)(p % 8);
-    if (byte + 16 <= nbytes) {
-        memcpy(&lo, mask + byte, 8);
-        memcpy(&hi, mask + byte + 8, 8);
-    } else {
-        uint8_t tmp[16] = {0};
-        memcpy(tmp, mask + byte, nbytes - byte < 16 ? nbytes - byte : 16);
-        memcpy(&lo, tmp, 8);
-        memcpy(&hi, tmp + 8, 8);
-    }
-    return sh ? lo >> sh | hi << (64 - sh) : lo;
+    if (max <= UINT8_MAX)
+        return *size = 1, H5W_U8;
+    if (max <= UINT16_MAX)
+        return *size = 2, H5W_U16;
+    if (max <= UINT32_MAX)
+        return *size = 4, H5W_U32;
+    return *size = 8, H5W_U64;
 }
 
-__attribute__((target("popcnt")))
+/* dst[k] = src[k] for k < n, stored in type t (each value fits: see maps_count_type). */
+static void maps_narrow(const uint64_t *src, size_t n, H5wType t, void *dst)
+{
+    for (size_t k = 0; k < n; k++) {
+        switch (t) {
+        case H5W_U8: ((uint8_t *)dst)[k] = (uint8_t)src[k]; break;
+        case H5W_U16: ((uint16_t *)dst)[k] = (uint16_t)src[k]; break;
+        case H5W_U32: ((uint32_t *)dst)[k] = (uint32_t)src[k]; break;
+        default: ((uint64_t *)dst)[k] = src[k]; break;
+        }
+    }
+}
+
 int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, double stripe_k,
                         TensorMap *out, SsError *err)
 {
@@ -128,44 +142,34 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
     out->map_cols = c;
     out->row_changed = calloc(rows, sizeof *out->row_changed);
     out->col_changed = calloc(cols, sizeof *out->col_changed);
-    out->density = malloc(r * c * sizeof *out->density);
+    out->row_edges = malloc((r + 1) * sizeof *out->row_edges);
+    out->col_edges = malloc((c + 1) * sizeof *out->col_edges);
     uint64_t *cells = calloc(r * c, sizeof *cells);
-    uint32_t *row_cell = malloc(rows * sizeof *row_cell);
     uint32_t *col_cell = malloc(cols * sizeof *col_cell);
-    double *row_size = malloc(r * sizeof *row_size), *col_size = malloc(c * sizeof *col_size);
     int rc = 0;
-    if (!out->row_changed || !out->col_changed || !out->density || !cells || !row_cell ||
-        !col_cell || !row_size || !col_size) {
+    if (!out->row_changed || !out->col_changed || !out->row_edges || !out->col_edges || !cells ||
+        !col_cell) {
         rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
         goto done;
     }
-    maps_cells(rows, r, row_cell, row_size);
-    maps_cells(cols, c, col_cell, col_size);
-    /* row by row, 64 bits at a time from the row's first bit: a popcount for the row, and the
-     * set bits into their column and cell */
-    uint64_t numel = rows * cols, nbytes = scan_mask_bytes(numel);
-    uint64_t *colc = out->col_changed;
-    for (uint64_t ri = 0; ri < rows; ri++) {
-        uint64_t *cellrow = cells + (uint64_t)row_cell[ri] * c, p = ri * cols, n = 0;
-        for (uint64_t c0 = 0; c0 < cols; c0 += 64) {
-            uint64_t bits = maps_bits64(mask, nbytes, p + c0);
-            if (cols - c0 < 64)
-                bits &= ((uint64_t)1 << (cols - c0)) - 1;
-            n += (uint64_t)__builtin_popcountll(bits);
-            for (; bits; bits &= bits - 1) {
-                uint64_t ci = c0 + (uint64_t)__builtin_ctzll(bits);
-                colc[ci]++;
-                cellrow[col_cell[ci]]++;
-            }
-        }
-        out->row_changed[ri] = n;
+    uint64_t largest = maps_cells(rows, r, out->row_edges, NULL) *
+                       maps_cells(cols, c, out->col_edges, col_cell);
+    size_t cell_size;
+    out->cell_type = maps_count_type(largest, &cell_size);
+    if (!(out->cell_changed = malloc(r * c * cell_size))) {
+        rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
+        goto done;
     }
+    if (maps_count(mask, rows, cols, out->row_edges, r, col_cell, c, out->row_changed,
+                   out->col_changed, cells) != 0) {
+        rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
+        goto done;
+    }
+    uint64_t numel = rows * cols;
     out->changed = 0;
     for (uint64_t i = 0; i < rows; i++)
         out->changed += out->row_changed[i];
-    for (uint64_t i = 0; i < r; i++)
-        for (uint64_t j = 0; j < c; j++)
-            out->density[i * c + j] = (double)cells[i * c + j] / (row_size[i] * col_size[j]);
+    maps_narrow(cells, r * c, out->cell_type, out->cell_changed);
     double thr = stripe_k * ((double)out->changed / (double)numel);
     uint64_t nr = 0, nc = 0;
     for (uint64_t i = 0; i < rows; i++)
@@ -176,10 +180,7 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
     out->col_stripe_ratio = (double)nc / (double)cols;
 done:
     free(cells);
-    free(row_cell);
     free(col_cell);
-    free(row_size);
-    free(col_size);
     return rc;
 }
 
@@ -296,7 +297,9 @@ void maps_report_free(MapsReport *m)
     for (size_t i = 0; m->t && i < m->ntensors; i++) {
         free(m->t[i].row_changed);
         free(m->t[i].col_changed);
-        free(m->t[i].density);
+        free(m->t[i].row_edges);
+        free(m->t[i].col_edges);
+        free(m->t[i].cell_changed);
         free(m->t[i].head_fraction);
     }
     free(m->t);

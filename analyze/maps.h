@@ -1,11 +1,13 @@
 /* Update maps (sparsity-scan --maps): for every 2-D tensor pair, from its changed-element mask
- * (ScanReport.masks, row-major (R, C)), the changed count of every row and column, a density map
- * of at most MAPS_MAX_CELLS x MAPS_MAX_CELLS cells, per-head fractions for attention projections,
- * and the row and column stripe ratios. Definitions: docs/metrics.md, "Update maps".
+ * (ScanReport.masks, row-major (R, C)), the changed count of every row and column, the changed
+ * count of every cell of a map of at most MAPS_MAX_CELLS x MAPS_MAX_CELLS cells (the density map
+ * is that over the cell sizes), per-head fractions for attention projections, and the row and
+ * column stripe ratios. Definitions: docs/metrics.md, "Update maps".
  *
  * Memory: the maps of all matrices are held until the reports are written: (R + C) * 8 bytes and
- * at most 512 x 512 x 8 bytes (2 MiB) of density per matrix, plus a cell counter of the same size
- * while one tensor is computed. */
+ * at most 512 x 512 cell counts per matrix, each in the smallest unsigned type that holds the
+ * largest cell's size (1 byte for cells of at most 255 elements: 256 KiB), plus a 64-bit cell
+ * counter (2 MiB) while one tensor is computed. */
 #ifndef SS_MAPS_H
 #define SS_MAPS_H
 
@@ -40,7 +42,11 @@ typedef struct TensorMap {
     uint64_t *row_changed;        /* [R] */
     uint64_t *col_changed;        /* [C] */
     uint64_t map_rows, map_cols;  /* r = min(R, 512), c = min(C, 512) */
-    double *density;              /* [r * c], row-major: changed / elements of each cell */
+    uint64_t *row_edges;          /* [r + 1]: cell row i covers rows [row_edges[i], row_edges[i+1]) */
+    uint64_t *col_edges;          /* [c + 1]: likewise for the columns */
+    H5wType cell_type;            /* H5W_U8, _U16, _U32 or _U64: the smallest that holds the
+                                     largest cell's element count */
+    void *cell_changed;           /* [r * c] of cell_type, row-major: changed elements per cell */
     MapsHeadKind head_kind;
     uint64_t head_dim, nheads;    /* 0, 0 without head fractions */
     double *head_fraction;        /* [nheads] */
@@ -72,8 +78,8 @@ int maps_head_dim_from_config(const char *spec, uint64_t *head_dim, char **sourc
 int maps_check_heads(const StCheckpoint *ck, uint64_t head_dim, SsError *err);
 
 /* The maps of an (rows, cols) tensor from its mask (LSB-first, ceil(rows*cols/8) bytes) into
- * out->row_changed, col_changed, density, changed and the stripe ratios (head fields untouched).
- * SS_EOUTPUT when out of memory. */
+ * out->row_changed, col_changed, the cell fields, changed and the stripe ratios (head fields
+ * untouched). SS_EOUTPUT when out of memory. */
 int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, double stripe_k,
                         TensorMap *out, SsError *err);
 
@@ -90,8 +96,8 @@ void maps_report_free(MapsReport *m);
  * (when known)}. After the caller wrote the key. */
 void report_maps_json(JsonWriter *w, const TensorMap *t);
 
-/* The group /maps (docs/hdf5-schema.md) in the report file being written; the density maps'
- * chunks are deflated on pool (NULL: on the calling thread). */
+/* The group /maps (docs/hdf5-schema.md) in the report file being written; the cell maps'
+ * chunks are filtered on pool (NULL: on the calling thread). */
 int report_maps_h5(H5Out *w, ThreadPool *pool, const MapsReport *m, SsError *err);
 
 #endif

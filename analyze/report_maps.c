@@ -1,5 +1,5 @@
 /* Writing the update maps of --maps: the per-tensor "maps" key of the JSON report (stripe ratios
- * and head fractions only: the row, column and density arrays are too big for JSON) and the HDF5
+ * and head fractions only: the row, column and cell arrays are too big for JSON) and the HDF5
  * group /maps (docs/hdf5-schema.md, "/maps"). */
 #include <stdlib.h>
 
@@ -7,8 +7,20 @@
 #include "analyze/maps.h"
 #include "analyze/report.h"
 
-/* The density maps: shuffle + deflate level 1, chunks filtered on the report's thread pool. */
+/* The cell counts: shuffle + deflate level 1, chunks filtered on the report's thread pool. */
 #define REPORT_MAPS_DEFLATE 1
+
+/* Cell-count chunks are deflated only when at most 1 byte in 64 is nonzero (a nearly unchanged
+ * matrix); denser ones are small counts of high entropy that deflate would barely shrink at a
+ * cost of 20-50 MB/s a core, so they are stored raw. */
+static int report_maps_sparse_chunk(const void *chunk, size_t n)
+{
+    const unsigned char *p = chunk;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i++)
+        nonzero += p[i] != 0;
+    return nonzero * 64 <= n;
+}
 
 void report_maps_json(JsonWriter *w, const TensorMap *t)
 {
@@ -51,7 +63,8 @@ static int report_maps_attrs(H5Out *w, hid_t g, const TensorMap *t, double strip
     return rc;
 }
 
-/* maps/<name>: row_changed, col_changed, density, head_fraction (when known), attributes. */
+/* maps/<name>: row_changed, col_changed, row_edges, col_edges, cell_changed, head_fraction (when
+ * known), attributes. */
 static int report_maps_tensor(H5Out *w, ThreadPool *pool, hid_t maps_grp, const TensorMap *t,
                               double stripe_k, SsError *err)
 {
@@ -64,13 +77,18 @@ static int report_maps_tensor(H5Out *w, ThreadPool *pool, hid_t maps_grp, const 
     if (rc)
         return rc;
     hsize_t dr[1] = {t->rows}, dc[1] = {t->cols}, dd[2] = {t->map_rows, t->map_cols};
-    hsize_t dh[1] = {t->nheads};
+    hsize_t der[1] = {t->map_rows + 1}, dec[1] = {t->map_cols + 1}, dh[1] = {t->nheads};
     rc = h5w_dataset(w, g, "row_changed", H5W_U64, 1, dr, t->row_changed, err);
     if (!rc)
         rc = h5w_dataset(w, g, "col_changed", H5W_U64, 1, dc, t->col_changed, err);
     if (!rc)
-        rc = h5_chunks_write(w, pool, g, "density", H5W_F64, 2, dd, 0, t->density,
-                             REPORT_MAPS_DEFLATE, NULL, NULL, err);
+        rc = h5w_dataset(w, g, "row_edges", H5W_U64, 1, der, t->row_edges, err);
+    if (!rc)
+        rc = h5w_dataset(w, g, "col_edges", H5W_U64, 1, dec, t->col_edges, err);
+    if (!rc)
+        rc = h5_chunks_write(w, pool, g, "cell_changed", t->cell_type, 2, dd, 0,
+                             t->cell_changed, REPORT_MAPS_DEFLATE, report_maps_sparse_chunk,
+                             NULL, err);
     if (!rc && t->head_fraction)
         rc = h5w_dataset(w, g, "head_fraction", H5W_F64, 1, dh, t->head_fraction, err);
     if (!rc)

@@ -19,7 +19,7 @@ static int fig_map_one(PlotCtx *c, PlotInput *in, const char *tensor, SsError *e
     char fst[512];
     plot_file_label(st, fst, sizeof fst);
     snprintf(fig, sizeof fig, "map-%s-%s", in->flabel, fst);
-    PlotArray rows = {0}, cols = {0}, dens = {0}, heads = {0};
+    PlotArray rows = {0}, cols = {0}, dens = {0}, heads = {0}, redge = {0}, cedge = {0};
     double R, C, changed, k, hd = 0;
     int rc;
     snprintf(obj, sizeof obj, "%s/row_changed", g);
@@ -28,9 +28,22 @@ static int fig_map_one(PlotCtx *c, PlotInput *in, const char *tensor, SsError *e
     snprintf(obj, sizeof obj, "%s/col_changed", g);
     if ((rc = pf_rd(in, obj, &cols, err)))
         goto done;
+    /* the density map: each cell's changed count over its size (row_edges x col_edges); reports
+     * written before 2026-11-28 stored the densities themselves (f64 "density") */
     snprintf(obj, sizeof obj, "%s/density", g);
+    int stored_density = ph5_exists(&in->h5, obj);
+    if (!stored_density)
+        snprintf(obj, sizeof obj, "%s/cell_changed", g);
     if ((rc = pf_rd(in, obj, &dens, err)))
         goto done;
+    if (!stored_density) {
+        snprintf(obj, sizeof obj, "%s/row_edges", g);
+        if ((rc = pf_rd(in, obj, &redge, err)))
+            goto done;
+        snprintf(obj, sizeof obj, "%s/col_edges", g);
+        if ((rc = pf_rd(in, obj, &cedge, err)))
+            goto done;
+    }
     if ((rc = ph5_attr_f64(&in->h5, g, "rows", &R, err)) ||
         (rc = ph5_attr_f64(&in->h5, g, "cols", &C, err)) ||
         (rc = ph5_attr_f64(&in->h5, g, "changed", &changed, err)) ||
@@ -41,10 +54,16 @@ static int fig_map_one(PlotCtx *c, PlotInput *in, const char *tensor, SsError *e
         if ((rc = pf_rd(in, obj, &heads, err)) || (rc = ph5_attr_f64(&in->h5, g, "head_dim", &hd, err)))
             goto done;
     }
-    if (rows.n != (size_t)R || cols.n != (size_t)C || dens.rank != 2) {
+    if (rows.n != (size_t)R || cols.n != (size_t)C || dens.rank != 2 ||
+        (!stored_density && (redge.n != dens.dims[0] + 1 || cedge.n != dens.dims[1] + 1))) {
         rc = ss_err(err, SS_EINPUT, "%s: %s: shapes differ from rows/cols", in->path, g);
         goto done;
     }
+    for (size_t i = 0; !stored_density && i < dens.dims[0]; i++)
+        for (size_t j = 0; j < dens.dims[1]; j++)
+            dens.v[i * dens.dims[1] + j] = pf_frac(dens.v[i * dens.dims[1] + j],
+                                                   (redge.v[i + 1] - redge.v[i]) *
+                                                       (cedge.v[j + 1] - cedge.v[j]));
     /* the four data files */
     const char *part[4] = {"rows", "cols", "density", "heads"};
     DataFile d[4];
@@ -115,6 +134,8 @@ done:
     plot_array_free(&cols);
     plot_array_free(&dens);
     plot_array_free(&heads);
+    plot_array_free(&redge);
+    plot_array_free(&cedge);
     return rc;
 }
 

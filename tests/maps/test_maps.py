@@ -7,7 +7,8 @@ usage: test_maps.py CASE [path/to/sparsity-scan]
   heads   bf16 q_proj changed only in head 2's rows, o_proj only in head 2's columns, a GQA
           k_proj, an f32 MLP matrix and a 1-D norm; head size from config.json beside B, and
           from --head-dim (which wins); --masks kept or not
-  shapes  non-divisible shapes: 1000x700 (512x512 uneven cells), 3x5, 1x9, 600x3; --stripe-k
+  shapes  non-divisible shapes: 1000x700 (512x512 uneven cells), 3x5, 1x9, 600x3, 140000x2 (cells
+          of 274 elements: u16 cell counts); --stripe-k
   errors  --maps without --h5, --head-dim without --maps exit 1; an attention projection with no head size exits 1 with
           "--head-dim" in the message; a --head-dim that does not divide the rows exits 1
 Exits 0 (pass), 1 (fail, printing what differed) or 77 (skip)."""
@@ -51,8 +52,13 @@ def oracle(changed, k, head_kind=None, hd=0):
     row, col = ch.sum(1), ch.sum(0)
     total = int(ch.sum())
     thr = k * (total / (R * C))
+    largest = int(sizes.max())
+    ctype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64)
+                 if largest <= np.iinfo(t).max)
     out = {'row_changed': row.astype(np.uint64), 'col_changed': col.astype(np.uint64),
-           'density': cells / sizes, 'rows': R, 'cols': C, 'changed': total,
+           'cell_changed': cells.astype(ctype), 'row_edges': re.astype(np.uint64),
+           'col_edges': ce.astype(np.uint64), 'density': cells / sizes,
+           'rows': R, 'cols': C, 'changed': total,
            'row_stripe_ratio': int((row / C > thr).sum()) / R,
            'col_stripe_ratio': int((col / R > thr).sum()) / C, 'head_dim': 0}
     if head_kind:
@@ -79,7 +85,8 @@ def check_file(label, h5path, want, k, fails, masks_kept):
             return
         for name, w in want.items():
             t = g[name.replace('%', '%25').replace('/', '%2F')]
-            for ds in ('row_changed', 'col_changed', 'density', 'head_fraction'):
+            for ds in ('row_changed', 'col_changed', 'cell_changed', 'row_edges', 'col_edges',
+                       'head_fraction'):
                 if ds not in w:
                     if ds in t:
                         fails.append('%s: %s/%s should be absent' % (label, name, ds))
@@ -90,8 +97,16 @@ def check_file(label, h5path, want, k, fails, masks_kept):
                     bad = np.argwhere(got != w[ds])[:3] if got.shape == w[ds].shape else None
                     fails.append('%s: %s/%s differs (dtype %s shape %s, want %s %s; at %s)' % (
                         label, name, ds, got.dtype, got.shape, w[ds].dtype, w[ds].shape, bad))
-                if ds == 'density' and t[ds].compression != 'gzip' and got.size > 1:
-                    fails.append('%s: %s/density not deflated' % (label, name))
+                if ds == 'cell_changed' and t[ds].compression != 'gzip' and got.size > 1:
+                    fails.append('%s: %s/cell_changed not deflated' % (label, name))
+            if 'density' in t:
+                fails.append('%s: %s/density should be absent (derived from the cells)' % (
+                    label, name))
+            # the density map as docs/hdf5-schema.md derives it
+            re_, ce_ = t['row_edges'][...], t['col_edges'][...]
+            dens = t['cell_changed'][...] / np.outer(np.diff(re_), np.diff(ce_))
+            if dens.shape != w['density'].shape or not np.array_equal(dens, w['density']):
+                fails.append('%s: %s density from the cells differs' % (label, name))
             for a in ('rows', 'cols', 'changed', 'head_dim', 'row_stripe_ratio',
                       'col_stripe_ratio'):
                 if t.attrs[a] != w[a]:
@@ -204,7 +219,8 @@ def case_shapes(exe, td, fails):
     rng = np.random.default_rng(3)
     spec = {'big': rng.random((1000, 700)) < 0.05, 'small': rng.random((3, 5)) < 0.4,
             'row': rng.random((1, 9)) < 0.5, 'tall': rng.random((600, 3)) < 0.3,
-            'none': np.zeros((4, 6), bool), 'all': np.ones((2, 3), bool)}
+            'none': np.zeros((4, 6), bool), 'all': np.ones((2, 3), bool),
+            'deep': rng.random((140000, 2)) < 0.3}  # cells of 274 elements: u16 counts
     spec['big'][100:103, :] = True
     spec['big'][:, 650] |= rng.random(1000) < 0.5
     ta, tb = {}, {}
@@ -216,8 +232,9 @@ def case_shapes(exe, td, fails):
     L.write_st(b, tb)
     for k in (2.0, 1.5):
         want = {n: oracle(c, k) for n, c in spec.items()}
-        if want['big']['density'].shape != (512, 512):
-            fails.append('oracle shape')
+        if want['big']['density'].shape != (512, 512) or \
+                want['deep']['cell_changed'].dtype != np.uint16:
+            fails.append('oracle shape or type')
         label = 'shapes k=%g' % k
         h5 = os.path.join(td, 'out.h5')
         out = scan(exe, a, b, h5, ['--stripe-k', repr(k), '--threads', '2'], fails, label)

@@ -214,7 +214,10 @@ def case_figures(tmp):
         base = 'map-adamw-2.self_attn.q_proj-'
         close([r[2] for r in data(base + 'rows.dat')], g['row_changed'][...] / C, 'map rows')
         close([r[2] for r in data(base + 'cols.dat')], g['col_changed'][...] / R, 'map cols')
-        close(data(base + 'density.dat'), g['density'][...], 'map density', rel=1e-5)
+        dens = g['cell_changed'][...] / np.outer(np.diff(g['row_edges'][...]),
+                                                 np.diff(g['col_edges'][...]))
+        close(data(base + 'density.dat'), dens, 'map density', rel=1e-5)
+
         close([r[1] for r in data(base + 'heads.dat')], g['head_fraction'][...], 'map heads')
 
         # tolerance curve: changed at 2^k over the used bins, exactly /hist's changed_at_pow2
@@ -280,6 +283,26 @@ def case_figures(tmp):
         with open(j('svg', 'sparsity.svg')) as fh:
             if '<svg' not in fh.read(2000):
                 fail('sparsity.svg is not SVG')
+
+    # a report written before the cell counts (f64 "density" instead of cell_changed and the
+    # edges) still plots, from its stored densities
+    shutil.copy(j('adamw.h5'), j('old.h5'))
+    with h5py.File(j('old.h5'), 'r+') as f:
+        g = f['maps/' + mid + 'q_proj.weight']
+        dens = g['cell_changed'][...] / np.outer(np.diff(g['row_edges'][...]),
+                                                 np.diff(g['col_edges'][...]))
+        for name in list(f['maps']):
+            g = f['maps'][name]
+            sizes = np.outer(np.diff(g['row_edges'][...]), np.diff(g['col_edges'][...]))
+            g['density'] = g['cell_changed'][...] / sizes
+            for ds in ('cell_changed', 'row_edges', 'col_edges'):
+                del g[ds]
+    p = run([PLOT, j('old.h5'), '-o', j('figs-old'), '--label', 'old'])
+    if p.returncode != 0:
+        fail('sparsity-plot of an old-layout report: exit %d: %s' % (p.returncode, p.stderr))
+    else:
+        old = os.path.join(tmp, 'figs-old', 'data', 'map-old-2.self_attn.q_proj-density.dat')
+        close(load(old), dens, 'old-layout map density', rel=1e-5)
 
 
 def case_skips(tmp):
