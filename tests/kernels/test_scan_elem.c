@@ -7,7 +7,15 @@
  *             zeros, infinities, NaN, random)
  *   bins      scan_elem_hist_bin against a frexp oracle on the same pairs (and F32/F64 randoms)
  *   paths     scan_block (the active SIMD path), scan_mask_block and scan_hist_block against sums of
- *             the element functions, on special-value-rich pairs of every dtype */
+ *             the element functions, on special-value-rich pairs of every dtype
+ *   hist      scan_hist_block against scan_elem_hist_bin pair by pair, for every BF16 and F16
+ *             pattern against partners at the edges of the vector path (scan_hist_avx512.c):
+ *             exponent gaps 11 to 17, around its float-exactness limits (F16 13, BF16 16),
+ *             opposite signs, zeros, subnormals, the largest values (a float difference that
+ *             overflows), Inf and NaN;
+ *             spread with runs of unchanged pairs of random length (batches that straddle groups
+ *             and pieces, pieces with none), with and without a mask, from unaligned starts;
+ *             F32 randoms likewise */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +206,146 @@ static void check_paths(DType dt, uint64_t seed)
     free(want_mask);
 }
 
+/* ---- scan_hist_block pair by pair, at the vector path's edges ---- */
+
+/* The histogram of the changed pairs of [0, n) by the rule, pair by pair. */
+static void hist_by_rule(DType dt, const uint8_t *a, const uint8_t *b, size_t n, ScanHist *h)
+{
+    ScanHistRange r = h->range;
+    for (size_t i = 0; i < n; i++) {
+        if (!scan_elem_mask_bit(dt, scan_elem_bits(dt, a, i), scan_elem_bits(dt, b, i)))
+            continue;
+        ScanElemBin bin;
+        int kind = scan_elem_hist_bin(ss_decode(dt, a, i), ss_decode(dt, b, i), &bin);
+        if (kind == SCAN_BIN_NONFINITE) {
+            h->nonfinite_changed++;
+        } else if (kind == SCAN_BIN_ZERO) {
+            h->zero_delta++;
+        } else {
+            h->abs_count[bin.abs_e - r.abs_lo]++;
+            h->abs_pow2[bin.abs_e - r.abs_lo] += bin.abs_pow2;
+            h->rel_count[bin.rel_k - r.rel_lo]++;
+            h->rel_pow2[bin.rel_k - r.rel_lo] += bin.rel_pow2;
+        }
+    }
+}
+
+static int hist_same(const ScanHist *x, const ScanHist *y)
+{
+    ScanHistRange r = x->range;
+    size_t words = 2 * (size_t)(r.abs_hi - r.abs_lo + 1) + 2 * (size_t)(r.rel_hi - r.rel_lo + 1);
+    return memcmp(x->buf, y->buf, words * sizeof *x->buf) == 0 &&
+           x->nonfinite_changed == y->nonfinite_changed && x->zero_delta == y->zero_delta;
+}
+
+/* scan_hist_block over [off, off + len) of a, b (NULL mask, and the mask of that range when off
+ * is a multiple of 8) against hist_by_rule. */
+static void check_hist_range(DType dt, const uint8_t *a, const uint8_t *b, size_t off, size_t len,
+                             const char *what)
+{
+    size_t es = dtype_size(dt);
+    const uint8_t *pa = a + off * es, *pb = b + off * es;
+    ScanHist got, want, masked;
+    uint8_t *mask = malloc(len / 8 + 8);
+    if (!mask || scan_hist_init(&got, scan_hist_dtype_range(dt)) ||
+        scan_hist_init(&want, scan_hist_dtype_range(dt)) ||
+        scan_hist_init(&masked, scan_hist_dtype_range(dt))) {
+        fprintf(stderr, "out of memory\n");
+        exit(KT_FAIL);
+    }
+    hist_by_rule(dt, pa, pb, len, &want);
+    scan_hist_block(dt, pa, pb, len, NULL, &got);
+    EXPECT(hist_same(&got, &want), "hist %s %s off %zu len %zu, no mask", dtype_name(dt), what,
+           off, len);
+    scan_mask_block(dt, pa, pb, len, mask);
+    scan_hist_block(dt, pa, pb, len, mask, &masked);
+    EXPECT(hist_same(&masked, &want), "hist %s %s off %zu len %zu, mask", dtype_name(dt), what,
+           off, len);
+    scan_hist_free(&got);
+    scan_hist_free(&want);
+    scan_hist_free(&masked);
+    free(mask);
+}
+
+/* Every 16-bit pattern x of dt against partners at the vector path's edges, each changed pair
+ * followed by 0 to maxrun - 1 unchanged ones. */
+static void check_hist_edges16(DType dt, uint64_t maxrun)
+{
+    const int mb = dt == DT_BF16 ? 7 : 10; /* significand bits */
+    const uint64_t top = dt == DT_BF16 ? 0x7f7f : 0x7bff, sub = 1;
+    const uint64_t inf = dt == DT_BF16 ? 0x7f80 : 0x7c00;
+    uint64_t gaps[] = {11, 12, 13, 14, 15, 16, 17};
+    size_t cap = 65536 * 32 * maxrun + 5064, n = 0;
+    uint8_t *a = malloc(cap * 2), *b = malloc(cap * 2);
+    if (!a || !b) {
+        fprintf(stderr, "out of memory\n");
+        exit(KT_FAIL);
+    }
+    uint64_t s = 777 + (uint64_t)dt;
+    for (uint64_t x = 0; x < 65536; x++) {
+        uint64_t p[32];
+        size_t np = 0;
+        for (size_t g = 0; g < sizeof gaps / sizeof *gaps; g++) {
+            uint64_t e = gaps[g] << mb, pick = kt_rand(&s);
+            p[np++] = (x + e + (pick & ((1u << mb) - 1))) & 0xffff; /* same sign, gap g */
+            p[np++] = ((x - e) ^ 0x8000) & 0xffff;                  /* opposite sign, gap g */
+        }
+        uint64_t more[] = {x ^ 0x8000, (x + 1) & 0xffff, top, top | 0x8000, sub, sub | 0x8000,
+                           0, 0x8000, inf, inf | 1, kt_rand(&s) & 0xffff};
+        for (size_t j = 0; j < sizeof more / sizeof *more; j++)
+            p[np++] = more[j];
+        for (size_t j = 0; j < np; j++) {
+            kt_put(dt, a, n, x);
+            kt_put(dt, b, n, p[j]);
+            n++;
+            for (uint64_t run = kt_below(&s, maxrun); run; run--, n++) {
+                uint64_t y = kt_rand(&s) & 0xffff;
+                kt_put(dt, a, n, y);
+                kt_put(dt, b, n, y);
+            }
+        }
+    }
+    for (uint64_t run = 0; run < 5000; run++, n++) /* a long unchanged tail: empty pieces */
+        kt_put(dt, a, n, 0x3f80), kt_put(dt, b, n, 0x3f80);
+    char what[32];
+    snprintf(what, sizeof what, "edges run<%llu", (unsigned long long)maxrun);
+    check_hist_range(dt, a, b, 0, n, what);
+    check_hist_range(dt, a, b, 3, n - 3 - 17, what); /* unaligned, partial groups at both ends */
+    for (size_t len = 1; len < 200; len += 7) /* short: partial batches only */
+        check_hist_range(dt, a, b, 8 * len, len, what);
+    free(a);
+    free(b);
+}
+
+/* F32 randoms: near pairs, far pairs, zeros, subnormals, Inf and NaN, spread out likewise. */
+static void check_hist_f32(void)
+{
+    const size_t n = 300000;
+    uint8_t *a = malloc(n * 4), *b = malloc(n * 4);
+    if (!a || !b) {
+        fprintf(stderr, "out of memory\n");
+        exit(KT_FAIL);
+    }
+    uint64_t s = 4242;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = kt_rand(&s) & 0xffffffffu, y;
+        switch (kt_below(&s, 8)) {
+        case 0: y = kt_rand(&s) & 0xffffffffu; break;
+        case 1: y = (x + kt_below(&s, 9) - 4) & 0xffffffffu; break;
+        case 2: x &= 0x807fffffu, y = kt_rand(&s) & 0x807fffffu; break; /* subnormals, zeros */
+        case 3: y = x ^ 0x80000000u; break;
+        case 4: y = 0x7f800000u | (kt_rand(&s) & 1); break;            /* Inf, NaN */
+        default: y = x; break;
+        }
+        kt_put(DT_F32, a, i, x);
+        kt_put(DT_F32, b, i, y);
+    }
+    check_hist_range(DT_F32, a, b, 0, n, "random");
+    check_hist_range(DT_F32, a, b, 5, n - 5 - 9, "random");
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const DType small[] = {DT_BF16, DT_F16, DT_F8_E4M3, DT_F8_E5M2};
@@ -207,6 +355,11 @@ int main(void)
     for (int dt = 0; dt < DT_COUNT; dt++)
         for (uint64_t seed = 1; seed <= 3; seed++)
             check_paths((DType)dt, seed * 101 + (uint64_t)dt);
+    for (uint64_t maxrun = 1; maxrun <= 64; maxrun *= 8) {
+        check_hist_edges16(DT_BF16, maxrun);
+        check_hist_edges16(DT_F16, maxrun);
+    }
+    check_hist_f32();
     if (failures) {
         fprintf(stderr, "%d failures\n", failures);
         return KT_FAIL;
