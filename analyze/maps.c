@@ -160,8 +160,8 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
         rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
         goto done;
     }
-    if (maps_count(mask, rows, cols, out->row_edges, r, col_cell, c, out->row_changed,
-                   out->col_changed, cells) != 0) {
+    if (maps_count(mask, rows, cols, out->row_edges, r, out->col_edges, col_cell, c,
+                   out->row_changed, out->col_changed, cells) != 0) {
         rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
         goto done;
     }

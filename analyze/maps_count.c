@@ -61,37 +61,71 @@ maps_count_bits(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_
     }
 }
 
-/* Rows counted into the 16-bit column counters before they are added out (no overflow). */
-#define MAPS_FLUSH_ROWS 65535u
+/* AVX-512BW: per cell row, 16-bit counters of every column, bumped 32 at a time from the mask
+ * word's bits (a masked add per 32 columns, whatever the density). At the end of each cell row
+ * (and every rows_per_flush rows, before a counter could overflow), maps_flush_avx512 adds them
+ * into the columns and, through their running sum, into the cells. */
 
-/* Adds the column counters cnt[0..cols) into col_changed and the cell row, and clears them. */
-static void maps_flush(uint16_t *cnt, uint64_t cols, const uint32_t *col_cell,
-                       uint64_t *col_changed, uint64_t *cellrow)
+/* col_changed += cnt and cellrow[k] += the sum of cnt over [col_edges[k], col_edges[k+1]) for
+ * k < c, through P (cols + 1 + 16 u32): P[j] = cnt[0] + ... + cnt[j-1], 16 lanes a step; then
+ * clears cnt. cnt has padded (a multiple of 64) entries, zero past cols. The running sums stay
+ * below 2^32: the caller flushes before rows * cols reaches it. */
+__attribute__((target("avx512f,avx512bw"))) static void
+maps_flush_avx512(uint16_t *cnt, uint64_t cols, uint64_t padded, const uint64_t *col_edges,
+                  uint64_t c, uint32_t *P, uint64_t *col_changed, uint64_t *cellrow)
 {
-    for (uint64_t j = 0; j < cols; j++) {
-        col_changed[j] += cnt[j];
-        cellrow[col_cell[j]] += cnt[j];
+    const __m512i zero = _mm512_setzero_si512(), last = _mm512_set1_epi32(15);
+    __m512i carry = zero;
+    P[0] = 0;
+    for (uint64_t j = 0; j < cols; j += 16) {
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(cnt + j)));
+        /* col_changed[j .. j+16) += v (only the columns that exist) */
+        uint64_t left = cols > j ? cols - j : 0;
+        __mmask8 k0 = (__mmask8)(left >= 8 ? 0xFF : (1u << left) - 1);
+        __mmask8 k1 = (__mmask8)(left >= 16 ? 0xFF : left > 8 ? (1u << (left - 8)) - 1 : 0);
+        __m512i c0 = _mm512_maskz_loadu_epi64(k0, col_changed + j);
+        __m512i c1 = _mm512_maskz_loadu_epi64(k1, col_changed + j + 8);
+        c0 = _mm512_add_epi64(c0, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(v)));
+        c1 = _mm512_add_epi64(c1, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+        _mm512_mask_storeu_epi64(col_changed + j, k0, c0);
+        _mm512_mask_storeu_epi64(col_changed + j + 8, k1, c1);
+        /* inclusive running sum of the 16 lanes, plus what came before */
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 15));
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 14));
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 12));
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 8));
+        v = _mm512_add_epi32(v, carry);
+        _mm512_storeu_si512(P + j + 1, v);
+        carry = _mm512_permutexvar_epi32(last, v);
     }
-    memset(cnt, 0, cols * sizeof *cnt);
+    for (uint64_t k = 0; k < c; k++)
+        cellrow[k] += P[col_edges[k + 1]] - P[col_edges[k]];
+    memset(cnt, 0, padded * sizeof *cnt);
 }
 
-/* AVX-512BW: per cell row, 16-bit counters of every column, bumped 32 at a time from the mask
- * word's bits (a masked add per 32 columns, whatever the density), then added into the columns
- * and cells once per cell row. */
 __attribute__((target("avx512f,avx512bw,popcnt"))) static int
 maps_count_avx512(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
-                  uint64_t r, const uint32_t *col_cell, uint64_t c, uint64_t *row_changed,
+                  uint64_t r, const uint64_t *col_edges, uint64_t c, uint64_t *row_changed,
                   uint64_t *col_changed, uint64_t *cells)
 {
     uint64_t nbytes = scan_mask_bytes(rows * cols), padded = (cols + 63) / 64 * 64;
     uint16_t *cnt = aligned_alloc(64, padded * sizeof *cnt);
-    if (!cnt)
+    uint32_t *P = malloc((padded + 17) * sizeof *P);
+    if (!cnt || !P) {
+        free(cnt);
+        free(P);
         return -1;
+    }
     memset(cnt, 0, padded * sizeof *cnt);
+    /* rows a flush may hold: 16-bit counters, and running sums below 2^32 */
+    uint64_t rows_per_flush = UINT32_MAX / (cols ? cols : 1);
+    if (rows_per_flush > UINT16_MAX)
+        rows_per_flush = UINT16_MAX;
     const __m512i one = _mm512_set1_epi16(1);
     const int aligned = cols % 64 == 0; /* every row starts on a whole 64-bit word */
     for (uint64_t i = 0; i < r; i++) {
-        uint32_t pending = 0;
+        uint64_t since = 0; /* rows counted since the last flush */
+        int dirty = 0;      /* and whether any had a change */
         for (uint64_t ri = row_edges[i]; ri < row_edges[i + 1]; ri++) {
             uint64_t n = 0;
             for (uint64_t c0 = 0; c0 < cols; c0 += 64) {
@@ -108,24 +142,29 @@ maps_count_avx512(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint6
                 v[1] = _mm512_mask_add_epi16(v[1], (__mmask32)(bits >> 32), v[1], one);
             }
             row_changed[ri] = n;
-            if (++pending == MAPS_FLUSH_ROWS) {
-                maps_flush(cnt, cols, col_cell, col_changed, cells + i * c);
-                pending = 0;
+            dirty |= n != 0;
+            if (++since == rows_per_flush) {
+                if (dirty)
+                    maps_flush_avx512(cnt, cols, padded, col_edges, c, P, col_changed,
+                                      cells + i * c);
+                since = 0;
+                dirty = 0;
             }
         }
-        if (pending)
-            maps_flush(cnt, cols, col_cell, col_changed, cells + i * c);
+        if (dirty)
+            maps_flush_avx512(cnt, cols, padded, col_edges, c, P, col_changed, cells + i * c);
     }
     free(cnt);
+    free(P);
     return 0;
 }
 
 int maps_count(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
-               uint64_t r, const uint32_t *col_cell, uint64_t c, uint64_t *row_changed,
-               uint64_t *col_changed, uint64_t *cells)
+               uint64_t r, const uint64_t *col_edges, const uint32_t *col_cell, uint64_t c,
+               uint64_t *row_changed, uint64_t *col_changed, uint64_t *cells)
 {
     if (scan_isa_active() == SCAN_ISA_AVX512 && __builtin_cpu_supports("avx512bw"))
-        return maps_count_avx512(mask, rows, cols, row_edges, r, col_cell, c, row_changed,
+        return maps_count_avx512(mask, rows, cols, row_edges, r, col_edges, c, row_changed,
                                  col_changed, cells);
     maps_count_bits(mask, rows, cols, row_edges, r, col_cell, c, row_changed, col_changed,
                     cells);

@@ -26,11 +26,12 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
     uint64_t numel = rows * cols, nbytes = (numel + 7) / 8;
     uint8_t *mask = calloc(nbytes ? nbytes : 1, 1);
     uint64_t *row_edges = malloc((r + 1) * sizeof *row_edges);
+    uint64_t *col_edges = malloc((c + 1) * sizeof *col_edges);
     uint32_t *col_cell = malloc(cols * sizeof *col_cell);
     uint64_t *rowc = calloc(rows, 8), *colc = calloc(cols, 8), *cells = calloc(r * c, 8);
     uint64_t *want_row = calloc(rows, 8), *want_col = calloc(cols, 8);
     uint64_t *want_cells = calloc(r * c, 8);
-    if (!mask || !row_edges || !col_cell || !rowc || !colc || !cells || !want_row ||
+    if (!mask || !row_edges || !col_edges || !col_cell || !rowc || !colc || !cells || !want_row ||
         !want_col || !want_cells) {
         CHECK(!"out of memory");
         goto done;
@@ -40,8 +41,10 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
             mask[k / 8] |= (uint8_t)(1u << (k % 8));
     for (uint64_t i = 0; i <= r; i++)
         row_edges[i] = r ? i * rows / r : 0;
+    for (uint64_t j = 0; j <= c; j++)
+        col_edges[j] = c ? j * cols / c : 0;
     for (uint64_t j = 0; j < c; j++)
-        for (uint64_t k = j * cols / c; k < (j + 1) * cols / c; k++)
+        for (uint64_t k = col_edges[j]; k < col_edges[j + 1]; k++)
             col_cell[k] = (uint32_t)j;
     for (uint64_t i = 0; i < r; i++)
         for (uint64_t ri = row_edges[i]; ri < row_edges[i + 1]; ri++)
@@ -53,7 +56,8 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
                     want_cells[i * c + col_cell[cj]]++;
                 }
             }
-    CHECK(maps_count(mask, rows, cols, row_edges, r, col_cell, c, rowc, colc, cells) == 0);
+    CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, col_cell, c, rowc, colc, cells) ==
+          0);
     int ok = !memcmp(rowc, want_row, rows * 8) && !memcmp(colc, want_col, cols * 8) &&
              !memcmp(cells, want_cells, r * c * 8);
     if (!ok)
@@ -64,6 +68,7 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
 done:
     free(mask);
     free(row_edges);
+    free(col_edges);
     free(col_cell);
     free(rowc);
     free(colc);
