@@ -33,6 +33,11 @@ static const char usage_text[] =
 "                         bit-identical weights\n"
 "  --threads N            OpenBLAS threads (default: all cores)\n"
 "  --quiet                no progress on stderr\n"
+"  --device cpu|cuda      where the training forward and backward run (default cpu); cuda:\n"
+"                         kernels/train_model.h on the GPU, float32 weights and gradients on\n"
+"                         the device; sampling and the optimizer stay on the CPU\n"
+"  --gemm f32|bf16        --device cuda's GEMM inputs: float32, or bf16 with float32\n"
+"                         accumulation (default bf16; --device cpu: f32 only)\n"
 "\n"
 "optimizer options:\n"
 "  --optimizer sgd|adamw  (default sgd for grpo, adamw for sft)\n"
@@ -84,7 +89,7 @@ enum {
     O_CONFIG, O_LAYERS, O_HIDDEN, O_INTER, O_HEADS, O_KV, O_HEAD_DIM, O_MAX_POS, O_UNTIED,
     O_BATCH, O_TARGET_ACC, O_INIT, O_PROMPTS, O_GROUP, O_MAX_NEW, O_TEMP, O_ADV, O_CLIP_LOW,
     O_CLIP_HIGH, O_KL, O_AGG, O_MINI, O_EPOCHS, O_SNAP, O_SAVE_MASTER, O_RESUME, O_HELP,
-    O_VERSION, O_LORA_RANK, O_LORA_ALPHA, O_MASK
+    O_VERSION, O_LORA_RANK, O_LORA_ALPHA, O_MASK, O_DEVICE, O_GEMM
 };
 
 static const struct option long_opts[] = {
@@ -115,6 +120,7 @@ static const struct option long_opts[] = {
     {"save-master", no_argument, 0, O_SAVE_MASTER}, {"resume", no_argument, 0, O_RESUME},
     {"lora-rank", required_argument, 0, O_LORA_RANK},
     {"lora-alpha", required_argument, 0, O_LORA_ALPHA}, {"mask", required_argument, 0, O_MASK},
+    {"device", required_argument, 0, O_DEVICE}, {"gemm", required_argument, 0, O_GEMM},
     {"help", no_argument, 0, O_HELP}, {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0}};
 
 /* --help: the usage on stdout, exit status 0 even when the reader stops early (`grpo-train --help
@@ -200,7 +206,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     struct { int opt; long v; } dims[16];
     int ndims = 0;
-    bool untied = false, preset_given = false;
+    bool untied = false, preset_given = false, gemm_given = false;
     long lv;
     double dv;
 
@@ -241,6 +247,17 @@ int main(int argc, char **argv)
             o.threads = (int)lv;
             break;
         case O_QUIET: o.quiet = true; break;
+        case O_DEVICE:
+            if (strcmp(optarg, "cpu") == 0) o.device = TRAIN_DEVICE_CPU;
+            else if (strcmp(optarg, "cuda") == 0) o.device = TRAIN_DEVICE_CUDA;
+            else return usage_error("unknown --device '%s' (cpu, cuda)", optarg);
+            break;
+        case O_GEMM:
+            if (strcmp(optarg, "f32") == 0) o.gemm = TM_GEMM_F32;
+            else if (strcmp(optarg, "bf16") == 0) o.gemm = TM_GEMM_BF16;
+            else return usage_error("unknown --gemm '%s' (f32, bf16)", optarg);
+            gemm_given = true;
+            break;
         case O_OPTIMIZER: {
             OptKind k;
             if (opt_kind_parse(optarg, &k) != 0)
@@ -389,6 +406,11 @@ int main(int argc, char **argv)
     if (o.lora_rank > 0 && o.mask_path)
         return usage_error("%s", "--mask restricts full-parameter training; it cannot be combined "
                            "with --lora-rank");
+    if (o.device == TRAIN_DEVICE_CPU && o.gemm == TM_GEMM_BF16)
+        return usage_error("%s", "--gemm bf16 needs --device cuda (the CPU model's GEMMs are "
+                           "float32)");
+    if (o.device == TRAIN_DEVICE_CUDA && !gemm_given)
+        o.gemm = TM_GEMM_BF16;
     if (!sft && (config_path || ndims || untied))
         return usage_error("%s", "model options are sft options (grpo takes the model from --init)");
     if (!sft && opt_given && !lr_given && o.opt.kind == OPT_ADAMW)

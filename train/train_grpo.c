@@ -6,7 +6,10 @@
  * With --lora-rank the optimizer runs over the LoRA factors only (train/lora.h): each update
  * takes dL/dW of the merged weights from model_backward, turns it into the factors' gradients,
  * steps the factors and merges again (W = W0 + s B A into params, which sampling and the next
- * forward use). With --mask the optimizer's per-element mask keeps every other element's bits. */
+ * forward use). With --mask the optimizer's per-element mask keeps every other element's bits.
+ * The reference, old-policy and policy-gradient forwards and the backward run on --device
+ * (train/train_device.h); sampling, LoRA's merging and the optimizer on the CPU with the host
+ * weights, which are loaded into the pass again after every update. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "formats/sdelta/run.h"
+#include "train/train_device.h"
 #include "train/train_internal.h"
 
 #define EVAL_BATCH 64
@@ -41,7 +45,7 @@ typedef struct GrpoState {
     float *factors, *dfactors; /* (lora->nfactors) the LoRA factors and their gradients */
     uint8_t *mask;             /* (nparams) with --mask: 1 where an element may change */
     size_t trainable;          /* parameters the optimizer may change */
-    ModelActs *acts;
+    TrainPass *pass;           /* the training forward and backward, on --device */
     ModelSampler *sampler, *eval_sampler;
     TrainBatch batch;
     FILE *log;
@@ -56,7 +60,7 @@ static void grpo_free(GrpoState *s)
     train_batch_free(&s->batch);
     model_sampler_free(s->sampler);
     model_sampler_free(s->eval_sampler);
-    model_acts_free(s->acts);
+    train_pass_free(s->pass);
     opt_free(s->opt);
     lora_free(s->lora);
     free(s->mask);
@@ -118,7 +122,8 @@ static int grpo_alloc(GrpoState *s, SsError *err)
             return rc;
     }
     if ((rc = opt_create(&o->opt, s->lora ? s->lora->nfactors : np, &s->opt, err)) != 0 ||
-        (rc = model_acts_create(s->m, s->n, s->cap_T, &s->acts, err)) != 0 ||
+        (rc = train_pass_create(s->m, o->device, o->gemm, s->n, s->cap_T, o->loss.beta != 0.0f,
+                                &s->pass, err)) != 0 ||
         (rc = model_sampler_create(s->m, s->n, s->cap_T, &s->sampler, err)) != 0 ||
         (rc = model_sampler_create(s->m, EVAL_BATCH, s->cap_T, &s->eval_sampler, err)) != 0 ||
         (rc = train_batch_create(&s->batch, s->n, s->cap_T, err)) != 0)
@@ -348,17 +353,20 @@ static int grpo_rollout(GrpoState *s, long step, StepStats *st, SsError *err)
 }
 
 /* The updates of one step on the batch grpo_rollout built. */
-static void grpo_update(GrpoState *s, StepStats *st)
+static int grpo_update(GrpoState *s, StepStats *st, SsError *err)
 {
     const TrainOptions *o = s->o;
     TrainBatch *b = &s->batch;
     int T = b->T;
-    size_t np = s->m->nparams;
-    if (o->loss.beta != 0.0f)
-        model_forward(s->m, s->ref, b->tokens, b->targets, b->n, T, s->acts, s->logp_ref, NULL);
+    int rc;
+    if (o->loss.beta != 0.0f &&
+        (rc = train_pass_forward(s->pass, TRAIN_W_REF, b->tokens, b->targets, b->n, T,
+                                 s->logp_ref, NULL, err)) != 0)
+        return rc;
     /* The sampling policy's log-probabilities (the current weights), with the entropy. */
-    model_forward(s->m, s->params, b->tokens, b->targets, b->n, T, s->acts, s->logp_old,
-                  s->entropy);
+    if ((rc = train_pass_forward(s->pass, TRAIN_W_POLICY, b->tokens, b->targets, b->n, T,
+                                 s->logp_old, s->entropy, err)) != 0)
+        return rc;
     double ent = 0.0;
     st->tokens = 0;
     st->resp_tokens = 0;
@@ -379,16 +387,18 @@ static void grpo_update(GrpoState *s, StepStats *st)
             size_t off = (size_t)r0 * T;
             const float *cur = s->logp_old + off;
             if (!(e == 0 && M == 1)) {
-                model_forward(s->m, s->params, b->tokens + off, b->targets + off, rows, T,
-                              s->acts, s->logp + off, NULL);
+                if ((rc = train_pass_forward(s->pass, TRAIN_W_POLICY, b->tokens + off,
+                                             b->targets + off, rows, T, s->logp + off, NULL,
+                                             err)) != 0)
+                    return rc;
                 cur = s->logp + off;
             }
             GrpoLossStats ls;
             grpo_loss(&o->loss, rows, T, cur, s->logp_old + off,
                       o->loss.beta != 0.0f ? s->logp_ref + off : NULL, b->mask + off,
                       s->adv + r0, s->dlogp + off, &ls);
-            memset(s->grads, 0, np * sizeof(float));
-            model_backward(s->m, s->params, s->acts, s->dlogp + off, s->grads);
+            if ((rc = train_pass_backward(s->pass, s->dlogp + off, s->grads, err)) != 0)
+                return rc;
             double gn = 0.0, lr = 0.0;
             int skipped;
             if (s->lora) {
@@ -399,6 +409,8 @@ static void grpo_update(GrpoState *s, StepStats *st)
             } else {
                 skipped = opt_step(s->opt, s->params, s->grads, s->mask, &gn, &lr);
             }
+            if (!skipped && (rc = train_pass_load(s->pass, TRAIN_W_POLICY, s->params, err)) != 0)
+                return rc;
             st->updates++;
             st->skipped += skipped;
             st->loss += ls.loss;
@@ -414,6 +426,7 @@ static void grpo_update(GrpoState *s, StepStats *st)
     st->kl /= st->updates;
     st->clip_frac /= st->updates;
     st->grad_norm /= st->updates;
+    return 0;
 }
 
 static json_t *step_line(const GrpoState *s, long step, const StepStats *st, double dt)
@@ -463,7 +476,9 @@ int train_grpo(const TrainOptions *o, SsError *err)
         goto done;
     }
     long start = 0;
-    if ((rc = grpo_start_run(&s, &start, err)) != 0)
+    if ((rc = grpo_start_run(&s, &start, err)) != 0 ||
+        (rc = train_pass_load(s.pass, TRAIN_W_POLICY, s.params, err)) != 0 ||
+        (o->loss.beta != 0.0f && (rc = train_pass_load(s.pass, TRAIN_W_REF, s.ref, err)) != 0))
         goto done;
     if (!o->quiet) {
         fprintf(stderr, "grpo: %zu trainable parameters of %zu", s.trainable, s.m->nparams);
@@ -473,6 +488,8 @@ int train_grpo(const TrainOptions *o, SsError *err)
         else if (o->mask_path)
             fprintf(stderr, " (--mask %s)", o->mask_path);
         fputc('\n', stderr);
+        if (o->device != TRAIN_DEVICE_CPU)
+            fprintf(stderr, "grpo: forward and backward on %s\n", train_pass_describe(s.pass));
     }
     if (!(s.log = fopen(s.log_path, "a"))) {
         rc = ss_err(err, SS_EOUTPUT, "%s: cannot open for appending", s.log_path);
@@ -490,7 +507,8 @@ int train_grpo(const TrainOptions *o, SsError *err)
         StepStats st = {0};
         if ((rc = grpo_rollout(&s, step, &st, err)) != 0)
             goto done;
-        grpo_update(&s, &st);
+        if ((rc = grpo_update(&s, &st, err)) != 0)
+            goto done;
         double dt = train_now() - t0;
         if ((rc = train_log_line(s.log, step_line(&s, step, &st, dt), s.log_path, err)) != 0)
             goto done;

@@ -151,6 +151,11 @@ json_t *train_options_json(const TrainOptions *o, const char *mode)
                           (json_int_t)o->steps, "eval_every", (json_int_t)o->eval_every,
                           "eval_size", o->eval_size);
     json_object_set_new(j, "optimizer", opt_json(&o->opt));
+    /* Present only with --device cuda, so that the options of CPU runs keep their form (and
+     * --resume of runs from before the option). */
+    if (o->device == TRAIN_DEVICE_CUDA)
+        json_object_set_new(j, "device", json_pack("{s:s, s:s}", "name", "cuda", "gemm",
+                                                   o->gemm == TM_GEMM_BF16 ? "bf16" : "f32"));
     if (strcmp(mode, "sft") == 0) {
         if (o->init) /* the model is the folder's */
             json_object_set_new(j, "init", json_string(o->init));

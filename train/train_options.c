@@ -14,6 +14,8 @@ void train_options_default(TrainOptions *o)
     o->eval_every = 10;
     o->eval_size = 200;
     opt_config_default(OPT_SGD, &o->opt);
+    o->device = TRAIN_DEVICE_CPU; /* the main makes --device cuda's GEMMs bf16 unless --gemm */
+    o->gemm = TM_GEMM_F32;
     o->batch = 64;
     o->target_acc = 0.0;
     o->prompts = 8;

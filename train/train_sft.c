@@ -3,13 +3,15 @@
  * answers, so that GRPO starts from a policy whose eval accuracy is above zero and below
  * saturation. Loss: mean negative log-likelihood of the answer and EOS tokens. Writes an HF model
  * folder (bf16 weights, config.json, and --init's tokenizer files) with sft.json and
- * metrics.jsonl. */
+ * metrics.jsonl. The forward and backward run on --device (train/train_device.h); the optimizer
+ * and the evaluation's sampling on the CPU, with the host weights. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/train_device.h"
 #include "train/train_internal.h"
 
 #define EVAL_BATCH 64
@@ -20,7 +22,7 @@ typedef struct SftState {
     int32_t *pbuf, *rbuf; /* (cap_T) a prompt's and an answer's ids */
     float *params, *grads, *logp, *dlogp;
     Optimizer *opt;
-    ModelActs *acts;
+    TrainPass *pass;
     ModelSampler *sampler;
     TrainBatch batch;
     FILE *log;
@@ -34,7 +36,7 @@ static void sft_free(SftState *s)
     free(s->log_path);
     train_batch_free(&s->batch);
     model_sampler_free(s->sampler);
-    model_acts_free(s->acts);
+    train_pass_free(s->pass);
     opt_free(s->opt);
     free(s->params);
     free(s->grads);
@@ -105,8 +107,6 @@ int train_sft(const TrainOptions *o, SsError *err)
                     o->task_text, cap_T > eval_T ? cap_T : eval_T, cfg.max_position_embeddings);
         goto done;
     }
-    if ((rc = train_mkdir(o->out, err)) != 0)
-        goto done;
     openblas_set_num_threads(o->threads);
 
     if ((rc = model_create(&cfg, &s.m, err)) != 0)
@@ -127,10 +127,18 @@ int train_sft(const TrainOptions *o, SsError *err)
     else if ((rc = model_load_params(s.m, o->init, s.params, err)) != 0)
         goto done;
     if ((rc = opt_create(&o->opt, n, &s.opt, err)) != 0 ||
-        (rc = model_acts_create(s.m, o->batch, cap_T, &s.acts, err)) != 0 ||
+        (rc = train_pass_create(s.m, o->device, o->gemm, o->batch, cap_T, false, &s.pass,
+                                err)) != 0 ||
+        (rc = train_pass_load(s.pass, TRAIN_W_POLICY, s.params, err)) != 0 ||
         (rc = model_sampler_create(s.m, EVAL_BATCH, eval_T, &s.sampler, err)) != 0 ||
         (rc = train_batch_create(&s.batch, o->batch, cap_T, err)) != 0)
         goto done;
+    /* The folder is made once everything that can refuse the options has accepted them, so that
+     * a refused run (an unusable --device among them) leaves nothing behind. */
+    if ((rc = train_mkdir(o->out, err)) != 0)
+        goto done;
+    if (!o->quiet && o->device != TRAIN_DEVICE_CPU)
+        fprintf(stderr, "sft: forward and backward on %s\n", train_pass_describe(s.pass));
     s.log_path = train_path(o->out, "metrics.jsonl");
     if (!s.log_path || !(s.log = fopen(s.log_path, "w"))) {
         rc = ss_err(err, SS_EOUTPUT, "%s: cannot create", s.log_path ? s.log_path : o->out);
@@ -149,7 +157,9 @@ int train_sft(const TrainOptions *o, SsError *err)
         if ((rc = sft_fill(&s, o, step, err)) != 0)
             goto done;
         TrainBatch *b = &s.batch;
-        model_forward(s.m, s.params, b->tokens, b->targets, b->n, b->T, s.acts, s.logp, NULL);
+        if ((rc = train_pass_forward(s.pass, TRAIN_W_POLICY, b->tokens, b->targets, b->n, b->T,
+                                     s.logp, NULL, err)) != 0)
+            goto done;
         size_t cells = (size_t)b->n * b->T;
         long ntok = 0;
         for (size_t i = 0; i < cells; i++)
@@ -160,10 +170,12 @@ int train_sft(const TrainOptions *o, SsError *err)
             loss -= b->mask[i] ? (double)s.logp[i] : 0.0;
         }
         loss /= (double)ntok;
-        memset(s.grads, 0, n * sizeof(float));
-        model_backward(s.m, s.params, s.acts, s.dlogp, s.grads);
+        if ((rc = train_pass_backward(s.pass, s.dlogp, s.grads, err)) != 0)
+            goto done;
         double gnorm = 0.0, lr = 0.0;
         int skipped = opt_step(s.opt, s.params, s.grads, NULL, &gnorm, &lr);
+        if (!skipped && (rc = train_pass_load(s.pass, TRAIN_W_POLICY, s.params, err)) != 0)
+            goto done;
         double dt = train_now() - t0;
         json_t *line = json_pack("{s:I, s:f, s:f, s:f, s:b, s:I, s:f}", "step",
                                  (json_int_t)step, "loss", loss, "grad_norm",

@@ -37,6 +37,7 @@
 #include "train/model.h"
 #include "train/optim.h"
 #include "train/tasks.h"
+#include "train/train_device.h"
 
 typedef struct TrainOptions {
     /* common */
@@ -50,6 +51,9 @@ typedef struct TrainOptions {
     long eval_every;         /* evaluate every this many steps (0: only at the start and end) */
     int eval_size;           /* eval-split problems per evaluation (greedy decoding) */
     OptConfig opt;
+    TrainDeviceKind device;  /* --device cpu (default) | cuda */
+    TmGemm gemm;             /* --gemm: TM_GEMM_F32 (the only one on the CPU) or TM_GEMM_BF16
+                              * (bf16 GEMM inputs, float32 accumulation; cuda only) */
 
     /* sft */
     ModelConfig model;       /* the architecture (from --preset / --config and overrides) */

@@ -21,6 +21,7 @@
 #include "kernels/train_model.h"
 #include "kernels/train_ops.h"
 #include "train/model_internal.h"
+#include "train/train_device.h"
 
 static int failures;
 static SsError err;
@@ -339,25 +340,6 @@ static void test_optim(void)
 
 /* ---- the model step ---- */
 
-static TmLayout layout_of(const Model *m, TmLayer *layers)
-{
-    const ModelImpl *im = model_impl(m);
-    ModelDims d = model_dims(&m->cfg);
-    for (size_t l = 0; l < d.L; l++) {
-        const ModelLayerOff *o = &im->layer[l];
-        layers[l] = (TmLayer){.in_norm = o->in_norm, .wqkv = o->wqkv,
-                              .bqkv = im->qkv_bias ? o->bqkv : TM_ABSENT, .wo = o->wo,
-                              .q_norm = im->qk_norm ? o->q_norm : TM_ABSENT,
-                              .k_norm = im->qk_norm ? o->k_norm : TM_ABSENT,
-                              .post_norm = o->post_norm, .wgu = o->wgu, .wd = o->wd};
-    }
-    return (TmLayout){.V = d.V, .H = d.H, .inter = d.I, .L = d.L, .Q = d.Q, .K = d.K, .D = d.D,
-                      .nparams = m->nparams, .eps = m->cfg.rms_norm_eps,
-                      .rope_theta = m->cfg.rope_theta, .qk_norm = im->qk_norm,
-                      .qkv_bias = im->qkv_bias, .embed = im->embed, .norm = im->norm,
-                      .lm_head = im->lm_head, .layer = layers};
-}
-
 /* One model on both backends; timing > 0: time that many steps instead of checking. */
 static void model_case(const ModelConfig *cfg, int B, int T, TmGemm gm, double tol, int timing)
 {
@@ -368,7 +350,7 @@ static void model_case(const ModelConfig *cfg, int B, int T, TmGemm gm, double t
     MUST(model_create(cfg, &m, &err));
     MUST(model_acts_create(m, B, T, &acts, &err));
     TmLayer *layers = malloc(m->cfg.num_hidden_layers * sizeof *layers);
-    TmLayout lay = layout_of(m, layers);
+    TmLayout lay = train_device_layout(m, layers);
     MUST(tm_create(&lay, TM_CUDA, gm, B, T, &tm, &err));
     float *params = malloc(m->nparams * 4), *g1 = calloc(m->nparams, 4);
     model_init_params(m, params, 5);

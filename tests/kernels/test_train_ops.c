@@ -15,7 +15,8 @@
  *   optimizers sumsq/clip/scale + sgd, momentum, adamw (with mask, weight decay, clipping,
  *              warm-up) == opt_step over several steps, bit for bit
  *   model      kernels/train_model.h on the CPU backend (the ops composed as the CUDA backend
- *              composes them) == model_forward / model_backward: logp, entropy and every
+ *              composes them; the layout from train/train_device.h as grpo-train builds it)
+ *              == model_forward / model_backward: logp, entropy and every
  *              parameter's gradient within float rounding, for qwen3, qwen2 and llama, tied and
  *              untied, with padded sequences */
 #include <math.h>
@@ -29,6 +30,7 @@
 #include "train/grpo_loss.h"
 #include "train/model_internal.h"
 #include "train/optim.h"
+#include "train/train_device.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -482,26 +484,6 @@ static void test_optim(void)
 
 /* ---- the composed model ---- */
 
-/* The layout of m's parameter buffer as kernels/train_model.h wants it (what train/ will do). */
-static TmLayout layout_of(const Model *m, TmLayer *layers)
-{
-    const ModelImpl *im = model_impl(m);
-    ModelDims d = model_dims(&m->cfg);
-    for (size_t l = 0; l < d.L; l++) {
-        const ModelLayerOff *o = &im->layer[l];
-        layers[l] = (TmLayer){.in_norm = o->in_norm, .wqkv = o->wqkv,
-                              .bqkv = im->qkv_bias ? o->bqkv : TM_ABSENT, .wo = o->wo,
-                              .q_norm = im->qk_norm ? o->q_norm : TM_ABSENT,
-                              .k_norm = im->qk_norm ? o->k_norm : TM_ABSENT,
-                              .post_norm = o->post_norm, .wgu = o->wgu, .wd = o->wd};
-    }
-    return (TmLayout){.V = d.V, .H = d.H, .inter = d.I, .L = d.L, .Q = d.Q, .K = d.K, .D = d.D,
-                      .nparams = m->nparams, .eps = m->cfg.rms_norm_eps,
-                      .rope_theta = m->cfg.rope_theta, .qk_norm = im->qk_norm,
-                      .qkv_bias = im->qkv_bias, .embed = im->embed, .norm = im->norm,
-                      .lm_head = im->lm_head, .layer = layers};
-}
-
 static void test_model(ModelArch arch, bool tied)
 {
     ModelConfig cfg = {.arch = arch, .vocab_size = 41, .hidden_size = 24,
@@ -522,7 +504,7 @@ static void test_model(ModelArch arch, bool tied)
         model_free(m);
         return;
     }
-    TmLayout lay = layout_of(m, layers);
+    TmLayout lay = train_device_layout(m, layers);
     if (tm_create(&lay, TM_CPU, TM_GEMM_F32, B, T, &tm, &err) != 0) {
         fprintf(stderr, "tm_create: %s\n", err.msg);
         failures++;

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """grpo-train end to end: sft and grpo folders, run-folder contents read back independently
 (a plain safetensors reader in numpy), sparsity-scan on the run, determinism, --resume after
-SIGKILL, and exit codes.
+SIGKILL, exit codes, and --device cuda's wiring (run on the CPU backend).
 
 Usage: test_train.py GRPO_TRAIN SPARSITY_SCAN CKPT_DELTA CASE
-CASE: sft | grpo | determinism | resume | errors | valgrind [sanitized]
+CASE: sft | grpo | determinism | resume | errors | device | valgrind [sanitized]
 """
 import json
 import os
@@ -25,8 +25,8 @@ SMALL = ["--layers", "2", "--hidden", "32", "--intermediate", "64", "--heads", "
 COMMON = ["--threads", "1", "--quiet"]
 
 
-def run(args, expect=0):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+def run(args, expect=0, env=None):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     if p.returncode != expect:
         sys.exit(f"FAIL: {' '.join(args)} exited {p.returncode}, expected {expect}\n"
                  f"stdout: {p.stdout}\nstderr: {p.stderr}")
@@ -65,10 +65,10 @@ def sft(dirpath, steps=30, extra=()):
     return out
 
 
-def grpo(base, out, *extra, expect=0):
+def grpo(base, out, *extra, expect=0, env=None):
     return run([TRAIN, "grpo", "--init", base, "-o", out, "--steps", "4", "--prompts", "4",
                 "--group", "4", "--snapshot-every", "2", "--eval-every", "2", "--eval-size", "16",
-                *COMMON, *extra], expect=expect)
+                *COMMON, *extra], expect=expect, env=env)
 
 
 def case_sft(tmp):
@@ -270,6 +270,185 @@ def case_errors(tmp):
     assert not os.path.exists(os.path.join(tmp, "run-bad", "run.json"))
 
 
+def read_f32(path):
+    """name -> float32 array of a float32 safetensors file."""
+    out = {}
+    for name, (dt, shape, raw) in read_safetensors(path).items():
+        assert dt == "F32", (path, name, dt)
+        out[name] = np.frombuffer(raw, dtype=np.float32)
+    return out
+
+
+def close(a, b, rel, atol=0.0):
+    return abs(a - b) <= rel * max(abs(a), abs(b)) + atol
+
+
+def compare_metrics(cpu, dev, what):
+    """The per-step lines of two runs that differ only in --device: the same samples (rewards,
+    lengths, token counts exactly: sampling runs on the host weights, which differ by float
+    rounding only, so a sampled token would flip only for a uniform draw within ~1e-6 of a
+    boundary), and the losses and metrics of the training forward and backward to 1e-4 relative
+    (the GEMMs and reductions sum in another order: ~1e-6 measured), plus an absolute term where
+    the value is a cancellation whose rounding error scales with its terms, not with itself:
+    the surrogate loss sums -A*ratio over zero-mean advantages A of size ~1 (1e-6), kl is a mean
+    of small differences of log-probabilities (~1e-7 with AdamW's lr 1e-5; 1e-8)."""
+    a, b = metrics(cpu), metrics(dev)
+    assert [sorted(x) for x in a] == [sorted(x) for x in b], what
+    n = 0
+    for x, y in zip(a, b):
+        assert x["step"] == y["step"], (what, x, y)
+        for key in ["reward_mean", "reward_std", "resp_len_mean", "resp_len_max", "tokens",
+                    "updates", "skipped", "eval_acc", "lr", "opt_state_bytes",
+                    "trainable_parameters"]:
+            if key in x:
+                assert x[key] == y[key], (what, key, x, y)
+        for key, atol in [("loss", 1e-6), ("pg_loss", 1e-6), ("kl", 1e-8), ("grad_norm", 0),
+                          ("entropy", 0), ("clip_frac", 0)]:
+            if key in x:
+                n += 1
+                assert close(x[key], y[key], 1e-4, atol), (what, key, x[key], y[key])
+    assert n > 0, what
+    return [x for x in a if "loss" in x]
+
+
+def compare_weights(cpu, dev, base, what, tol):
+    """Final float32 master weights of the two runs: max |w_cpu - w_dev| <= tol, and far below the
+    update itself (otherwise the comparison would say nothing)."""
+    a, b, w0 = read_f32(cpu), read_f32(dev), read_f32(base)
+    assert sorted(a) == sorted(b), what
+    diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+    upd = max(float(np.max(np.abs(a[k] - w0[k]))) for k in a)
+    dn = np.sqrt(sum(float(np.sum((a[k].astype(np.float64) - b[k]) ** 2)) for k in a))
+    un = np.sqrt(sum(float(np.sum((a[k].astype(np.float64) - w0[k]) ** 2)) for k in a))
+    print(f"{what}: max |w_cpu - w_dev| {diff:.3g}, max |update| {upd:.3g}, "
+          f"||w_cpu - w_dev|| / ||update|| {dn / un:.3g}")
+    assert upd > 0, what
+    assert diff <= tol, (what, diff, tol)
+    assert dn <= 1e-2 * un, (what, dn, un)
+
+
+def case_device(tmp):
+    """--device cuda's wiring, on the CPU backend (SS_TRAIN_TM_BACKEND=cpu: kernels/train_model.h's
+    TM_CPU, the composition TM_CUDA runs, in host memory) against the CPU model: sft and grpo (SGD,
+    AdamW with mini-batches and epochs and KL, LoRA, --mask) agree per step and in the final weights.
+    Then the refusals: an unusable device (this machine has no GPU), bad values."""
+    env_tm = dict(os.environ, SS_TRAIN_TM_BACKEND="cpu")
+    dev = ["--device", "cuda", "--gemm", "f32"]
+    # sft: a base with some accuracy (add:1 learns fast), so that GRPO's rewards vary.
+    sft_args = ["--task", "add:1", "--batch", "32", "--lr", "1e-2", "--warmup-steps", "10",
+                "--eval-every", "0", "--eval-size", "32", *SMALL, *COMMON]
+    base = os.path.join(tmp, "base")
+    run([TRAIN, "sft", "-o", base, "--steps", "250", *sft_args])
+    # The sft comparison: 20 AdamW steps (lr 1e-2) both ways. The folders hold bf16 weights; two
+    # float32 weights d apart round to bf16 values at most one bf16 ulp + d apart. AdamW divides
+    # by sqrt(v), so an element whose gradient is a cancellation (near 0, where the summation
+    # order decides its sign) takes a different though lr-bounded step: d measured <= 3e-6, 1e-5
+    # allowed. Almost all are the same bits.
+    sft_cpu, sft_dev = os.path.join(tmp, "sft-cpu"), os.path.join(tmp, "sft-dev")
+    run([TRAIN, "sft", "-o", sft_cpu, "--steps", "20", *sft_args])
+    run([TRAIN, "sft", "-o", sft_dev, "--steps", "20", *sft_args, *dev], env=env_tm)
+    steps = compare_metrics(os.path.join(sft_cpu, "metrics.jsonl"),
+                            os.path.join(sft_dev, "metrics.jsonl"), "sft")
+    assert len(steps) == 20 and steps[-1]["loss"] < steps[0]["loss"], steps
+    a = read_safetensors(os.path.join(sft_cpu, "model.safetensors"))
+    b = read_safetensors(os.path.join(sft_dev, "model.safetensors"))
+    same = total = 0
+    for name, (dt, shape, raw) in a.items():
+        assert dt == b[name][0] == "BF16" and shape == b[name][1], name
+        x, y = bf16_to_f32(raw), bf16_to_f32(b[name][2])
+        big = np.maximum(np.abs(x), np.abs(y))
+        ulp = np.exp2(np.floor(np.log2(np.maximum(big, 1e-30))) - 7)
+        assert np.all(np.abs(x - y) <= ulp + 1e-5), name
+        same += int(np.sum(x.view(np.uint32) == y.view(np.uint32)))
+        total += x.size
+    print(f"sft: {same} of {total} bf16 weights identical")
+    assert same >= 0.99 * total, (same, total)
+    sj = json.load(open(os.path.join(sft_dev, "sft.json")))
+    assert sj["options"]["device"] == {"name": "cuda", "gemm": "f32"}, sj["options"]
+    assert "device" not in json.load(open(os.path.join(sft_cpu, "sft.json")))["options"]
+
+    # grpo: the same runs both ways. Weight tolerance: SGD's update is lr * the clipped gradient,
+    # whose rounding differs by ~1e-6 relative; AdamW divides by sqrt(v), so an element whose
+    # gradient is a cancellation (near 0) can take a noticeably different, though lr-sized, step:
+    # max |dw| stays ~1e-7 in 4 steps at lr 1e-5, and we allow 1e-6 (~8 float32 ulps at 1).
+    cases = [("sgd", ["--optimizer", "sgd", "--kl-coef", "0.01"]),
+             ("adamw", ["--optimizer", "adamw", "--mini-batches", "2", "--epochs", "2",
+                        "--kl-coef", "0.01"]),
+             ("lora", ["--optimizer", "adamw", "--lr", "1e-3", "--lora-rank", "2"])]
+    runs = {}
+    for name, extra in cases:
+        cpu, devo = os.path.join(tmp, "run-" + name), os.path.join(tmp, "run-" + name + "-dev")
+        grpo(base, cpu, "--save-master", *extra)
+        grpo(base, devo, "--save-master", *extra, *dev, env=env_tm)
+        runs[name] = cpu
+        steps = compare_metrics(os.path.join(cpu, "metrics.jsonl"),
+                                os.path.join(devo, "metrics.jsonl"), name)
+        assert any(x["reward_std"] > 0 for x in steps), (name, steps)  # a learning signal
+        compare_weights(os.path.join(cpu, "state", "params-000004.safetensors"),
+                        os.path.join(devo, "state", "params-000004.safetensors"),
+                        os.path.join(cpu, "master", "base.safetensors"), name, 1e-6)
+        opts = json.load(open(os.path.join(devo, "run.json")))["options"]
+        assert opts["device"] == {"name": "cuda", "gemm": "f32"}, opts
+    # --mask: the SGD run's changed elements, trained both ways; nothing outside them moves.
+    masks = os.path.join(tmp, "masks.h5")
+    run([SCAN, runs["sgd"] + "@base", runs["sgd"] + "@latest", "--h5", masks, "--masks",
+         "--quiet"])
+    cpu, devo = os.path.join(tmp, "run-mask"), os.path.join(tmp, "run-mask-dev")
+    grpo(base, cpu, "--save-master", "--mask", masks)
+    grpo(base, devo, "--save-master", "--mask", masks, *dev, env=env_tm)
+    compare_metrics(os.path.join(cpu, "metrics.jsonl"), os.path.join(devo, "metrics.jsonl"),
+                    "mask")
+    compare_weights(os.path.join(cpu, "state", "params-000004.safetensors"),
+                    os.path.join(devo, "state", "params-000004.safetensors"),
+                    os.path.join(cpu, "master", "base.safetensors"), "mask", 1e-6)
+    import h5py
+    w0 = read_f32(os.path.join(cpu, "master", "base.safetensors"))
+    w1 = read_f32(os.path.join(devo, "state", "params-000004.safetensors"))
+    with h5py.File(masks, "r") as f:
+        outside = 0
+        for name in w0:
+            bits = np.unpackbits(f["masks/" + name][...], bitorder="little")[:w0[name].size]
+            keep = bits == 0
+            outside += int(np.sum(keep))
+            assert np.array_equal(w1[name][keep].view(np.uint32), w0[name][keep].view(np.uint32)), name
+    assert outside > 0
+
+    # Without the testing aid, --device cuda needs a GPU: on a machine without one it is refused
+    # before anything is written (exit 1, the reason named, no folder).
+    for mode in ["sft", "grpo"]:
+        out = os.path.join(tmp, "no-gpu-" + mode)
+        args = ([TRAIN, "sft", "-o", out, "--steps", "2", *sft_args] if mode == "sft" else
+                [TRAIN, "grpo", "--init", base, "-o", out, "--steps", "2", "--prompts", "2",
+                 "--group", "2", "--eval-size", "4", *COMMON])
+        env = {k: v for k, v in os.environ.items() if k != "SS_TRAIN_TM_BACKEND"}
+        p = subprocess.run(args + ["--device", "cuda"], capture_output=True, text=True,
+                           timeout=600, env=env)
+        if p.returncode == 0:
+            print(f"{mode} --device cuda: a usable CUDA device is present; it trained on it")
+            continue
+        assert p.returncode == 1, (mode, p.returncode, p.stderr)
+        assert "--device cuda" in p.stderr and "CUDA" in p.stderr.replace("--device cuda", ""), \
+            p.stderr
+        assert not os.path.exists(out), (mode, os.listdir(out))
+        print(f"{mode} --device cuda without a GPU: {p.stderr.strip()}")
+    # Bad values and combinations: usage errors, no folder.
+    out = os.path.join(tmp, "bad")
+    sft_short = [TRAIN, "sft", "-o", out, "--steps", "1", *SMALL, *COMMON]
+    grpo_short = [TRAIN, "grpo", "--init", base, "-o", out, "--steps", "1", *COMMON]
+    for args, env, needle in [
+            (sft_short + ["--device", "tpu"], None, "--device"),
+            (grpo_short + ["--device", "tpu"], None, "--device"),
+            (sft_short + ["--gemm", "bf16"], None, "--gemm bf16"),
+            (grpo_short + ["--device", "cpu", "--gemm", "bf16"], None, "--gemm bf16"),
+            (grpo_short + ["--device", "cuda", "--gemm", "f16"], None, "--gemm"),
+            (grpo_short + ["--device", "cuda"], env_tm, "--gemm f32"),  # TM_CPU has no bf16
+            (grpo_short + ["--device", "cuda", "--gemm", "f32"],
+             dict(os.environ, SS_TRAIN_TM_BACKEND="tpu"), "SS_TRAIN_TM_BACKEND")]:
+        p = run(args, expect=1, env=env)
+        assert needle in p.stderr, (args, p.stderr)
+        assert not os.path.exists(out), (args, os.listdir(out))
+
+
 def case_valgrind(tmp):
     """One sft step and two grpo steps (sampling, reference and policy forwards, backward, AdamW,
     snapshots, resume state) under memcheck: no errors, no definite or indirect leaks."""
@@ -299,7 +478,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="grpo-train-test-")
     try:
         {"sft": case_sft, "grpo": case_grpo, "determinism": case_determinism,
-         "resume": case_resume, "errors": case_errors, "valgrind": case_valgrind}[CASE](tmp)
+         "resume": case_resume, "errors": case_errors, "device": case_device,
+         "valgrind": case_valgrind}[CASE](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("ok")
