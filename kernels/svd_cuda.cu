@@ -7,14 +7,15 @@
  * gesvd wants rows >= columns: for n >= m it runs on A^T as stored and its V^T (m, m) column-major
  * is U_A row-major; for n < m a cublasSgeam transpose gives A (m, n) column-major first, and U_A
  * (m, n) column-major is transposed back into row-major. */
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <cusolverDn.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CUDA_LIBS_REDIRECT /* cuBLAS and cuSOLVER calls go through the table loaded on first use */
+#include "kernels/cuda_libs.h"
 
 extern "C" {
 #include "formats/ss_error.h"
@@ -118,6 +119,9 @@ static int svd_init(SvdCtx *c, SsError *err)
     CUDA_TRY(cudaGetDeviceCount(&count));
     if (count == 0)
         return ss_err(err, SS_EUSAGE, "svd: no CUDA device");
+    int rc = cuda_libs_load(err);
+    if (rc)
+        return rc;
     CUSOLVER_TRY(cusolverDnCreate(&c->solver));
     CUBLAS_TRY(cublasCreate(&c->blas));
     return 0;

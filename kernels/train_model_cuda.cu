@@ -6,10 +6,12 @@
  * Row-major C (M, N) = op(A) op(B) is column-major C^T (N, M) = op(B)^T op(A)^T, and a row-major
  * matrix with leading dimension ld is its transpose column-major with the same ld: so each call
  * passes B before A and swaps M and N. */
-#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdlib.h>
+
+#define CUDA_LIBS_REDIRECT /* cuBLAS calls go through the table loaded on first use */
+#include "kernels/cuda_libs.h"
 
 extern "C" {
 #include "formats/ss_error.h"
@@ -53,6 +55,9 @@ static int cublas_fail(SsError *err, cublasStatus_t s, const char *what, int lin
 extern "C" int tm_cuda_gemm_create(int bf16, TmCudaGemm **out, SsError *err)
 {
     *out = NULL;
+    int rc = cuda_libs_load(err);
+    if (rc)
+        return rc;
     TmCudaGemm *g = (TmCudaGemm *)calloc(1, sizeof *g);
     if (!g)
         return ss_err(err, SS_EOUTPUT, "train model: out of memory");
