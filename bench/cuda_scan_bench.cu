@@ -5,7 +5,8 @@
  *   kernel     scan_cuda_resident on the pair in device memory (3 tolerances + rtol + sums, and
  *              with the mask), best of 3, as GB/s of A plus B read; against the measured D2D
  *              bandwidth (bytes read + written per second)
- *   e2e        scan_jobs_cuda from the host pair (pinned staging, 2 streams, 256 MiB chunks),
+ *   e2e        scan_jobs_cuda from the host pair (pinned staging, the default 4 streams of 32 MiB
+ *              chunks; then 256/2, 64/3 and 16/6 once each, with their set-up time),
  *              wall time, against the measured pinned H2D bandwidth
  *   cpu        scan_jobs_cpu on all cores, the same pair (and its counts must equal the GPU's)
  * SVD: --svd-gpu matrices of --svd-n x --svd-n (random uniform) through svd_values_batched_cuda,
@@ -248,6 +249,30 @@ static void sb_scan(double gib, int threads)
     double egbps = 2.0 * bytes / 1e9 / e2e;
     printf("RESULT scan_e2e %.1f GB/s (%.0f%% of pinned H2D; %.2f s, device memory bound %.2f GiB)\n",
            egbps, 100 * egbps / h2d, e2e, scan_cuda_device_bytes(&opt) / 1073741824.0);
+    /* other pipeline shapes (chunk MiB, streams), for choosing the defaults; one run each after
+     * the default's two, and the set-up alone (a one-element job: pinned and device buffers) */
+    static const int shapes[][2] = {{256, 2}, {64, 3}, {16, 6}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        ScanCudaOptions o = opt;
+        o.chunk_bytes = (size_t)shapes[k][0] << 20;
+        o.streams = shapes[k][1];
+        ScanJob one = {DT_BF16, a, b, 1};
+        ScanCounts c1[1];
+        t0 = sb_now();
+        if (scan_jobs_cuda(&cfg, &one, NULL, NULL, 1, &o, c1, NULL, NULL, &err)) {
+            fprintf(stderr, "cuda_scan_bench: %s\n", err.msg);
+            exit(1);
+        }
+        double setup = sb_now() - t0;
+        t0 = sb_now();
+        if (scan_jobs_cuda(&cfg, &job, NULL, NULL, 1, &o, &gc, NULL, NULL, &err)) {
+            fprintf(stderr, "cuda_scan_bench: %s\n", err.msg);
+            exit(1);
+        }
+        double t = sb_now() - t0, g = 2.0 * bytes / 1e9 / t;
+        printf("RESULT scan_e2e_%dmib_%ds %.1f GB/s (%.0f%% of pinned H2D; %.2f s, of which set-up "
+               "about %.2f s)\n", shapes[k][0], shapes[k][1], g, 100 * g / h2d, t, setup);
+    }
 
     /* the CPU on the same pair */
     t0 = sb_now();

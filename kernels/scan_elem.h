@@ -49,15 +49,30 @@ SS_HD void scan_elem_account(const ScanConfig *cfg, int changed, double da, doub
     if (!(fin_a && fin_b)) {
         c->nonfinite++;
         if (changed) {
+#ifdef __CUDA_ARCH__
+#pragma unroll
+            for (size_t k = 0; k < SCAN_MAX_TOL; k++)
+                c->changed_tol[k] += k < cfg->ntol;
+#else
             for (size_t k = 0; k < cfg->ntol; k++)
                 c->changed_tol[k]++;
+#endif
             c->changed_rtol += (uint64_t)(cfg->has_rtol != 0);
         }
         return;
     }
     double d = fabs(db - da);
+#ifdef __CUDA_ARCH__
+    /* a fixed trip count, unrolled: constant indices keep the counts in registers (a loop to
+     * ntol would put the whole ScanCounts in local memory) */
+#pragma unroll
+    for (size_t k = 0; k < SCAN_MAX_TOL; k++)
+        if (k < cfg->ntol)
+            c->changed_tol[k] += (uint64_t)(d > cfg->tol[k]);
+#else
     for (size_t k = 0; k < cfg->ntol; k++)
         c->changed_tol[k] += (uint64_t)(d > cfg->tol[k]);
+#endif
     if (cfg->has_rtol)
         c->changed_rtol += (uint64_t)(d > cfg->rtol * fmax(fabs(da), fabs(db)));
     if (d > c->max_abs_delta)
