@@ -5,8 +5,8 @@ usage: python3 compare_reports.py CPU.h5 CUDA.h5
 
 Integer, string and boolean datasets and attributes must be equal; floating-point ones equal
 within 1e-6 relative (the scan's double sums differ only by summation order), NaN where the other
-has NaN; under /rank (LAPACK against cuSOLVER) within 1e-4 of the dataset's largest magnitude,
-and the integer ranks within 1. The root attribute command_line is not compared. Prints one line
+has NaN; under /rank (LAPACK against cuSOLVER) within 1e-4 of the dataset's largest magnitude
+(principal_angles 0.05, spectral_shift 2e-3: see RANK_LOOSE), and the integer ranks within 1. The root attribute command_line is not compared. Prints one line
 per difference and a summary; exit 0 when equal in that sense, 1 when not. Needs h5py and numpy."""
 import sys
 
@@ -14,6 +14,12 @@ import h5py
 import numpy as np
 
 SKIP_ATTRS = {"command_line"}
+# /rank datasets that are ill-conditioned functions of the spectra, with their limits (relative to
+# the dataset's largest value): principal angles between the top-k singular subspaces of A and B
+# (random test matrices have closely spaced top singular values, so the subspaces themselves
+# move by ~eps/gap between two SVD algorithms; 0.019 seen on an H200, 2026-11-28), and the
+# spectral shift, a difference of two nearly equal spectra (6e-4 seen).
+RANK_LOOSE = {"principal_angles": 0.05, "spectral_shift": 2e-3}
 
 
 def close(path, x, y):
@@ -31,7 +37,8 @@ def close(path, x, y):
         if path.startswith("/rank"):
             scale = max(np.abs(x[ok]).max(), 1e-300)
             worst = d.max() / scale
-            return None if worst <= 1e-4 else f"max diff {worst:.3g} of the largest value"
+            limit = RANK_LOOSE.get(path.rsplit("/", 1)[-1], 1e-4)
+            return None if worst <= limit else f"max diff {worst:.3g} of the largest value"
         rel = d / np.maximum(np.abs(x[ok]), 1e-300)
         worst = rel.max()
         return None if worst <= 1e-6 else f"max relative diff {worst:.3g}"

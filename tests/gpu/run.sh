@@ -26,7 +26,8 @@
 # no MIG changes, no resets). Logs go to SS_GPU_LOGS (default /tmp/ss-gpu-logs) and, packed, to
 # $OUT/gpu-logs.tar.gz when OUT (the device tool's output folder) is set. Environment:
 # SS_GPU_BUILD (build folder, default build-gpu-run), SS_GPU_PREBUILT, SS_GPU_LOGS, SS_GPU_GIB,
-# SS_GPU_SVD_N, SS_GPU_SVD_GPU, SS_GPU_SVD_CPU.
+# SS_GPU_SVD_N, SS_GPU_SVD_GPU, SS_GPU_SVD_CPU, SS_GPU_SKIP (steps to leave out, of: tests e2e
+# train svd; e.g. "train svd" for a second, shorter run).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$(pwd)
@@ -38,6 +39,8 @@ SVD_CPU=${SS_GPU_SVD_CPU:-1}
 PREBUILT=${SS_GPU_PREBUILT:-}
 START=$(date +%s)
 
+SKIP=" ${SS_GPU_SKIP:-} "
+want() { case $SKIP in *" $1 "*) say "skipping $1 (SS_GPU_SKIP)"; return 1 ;; esac; return 0; }
 say() { printf '[run.sh %4ss] %s\n' "$(($(date +%s) - START))" "$*"; }
 die() { say "FAILED: $*"; save_logs; exit 1; }
 # Logs are written to LOGS and, after each step, packed into $OUT/gpu-logs.tar.gz (the device
@@ -52,7 +55,7 @@ rm -rf "$LOGS" && mkdir -p "$LOGS" || { echo "cannot create $LOGS"; exit 1; }
 # ---- 1. build, or unpack what pack.sh built --------------------------------------------------
 TARGETS="tests/gpu/test_cuda_device tests/gpu/test_scan_cuda tests/gpu/test_svd_cuda
          tests/gpu/test_train_ops_cuda bench/cuda_bandwidth bench/cuda_scan_bench
-         analyze/sparsity-scan"
+         analyze/sparsity-scan train/grpo-train"
 if [ -n "$PREBUILT" ]; then
     [ -d "$PREBUILT/bin" ] || die "$PREBUILT/bin: no such folder (run tests/gpu/pack.sh first)"
     BIN=$ROOT/$PREBUILT/bin
@@ -112,7 +115,9 @@ save_logs
 # ---- 3. the gpu tests -----------------------------------------------------------------------
 TESTS_RC=0
 TEST_SUMMARY=
-for t in scan_cuda svd_cuda train_ops_cuda; do
+GPU_TESTS="scan_cuda svd_cuda train_ops_cuda"
+want tests || GPU_TESTS="scan_cuda"
+for t in $GPU_TESTS; do
     say "test $t"
     timeout 150 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/tests/gpu/test_$t" >"$LOGS/test_$t.txt" 2>&1
     rc=$?
@@ -141,7 +146,9 @@ save_logs
 # ---- 4. end to end: sparsity-scan --device cpu vs cuda ----------------------------------------
 E2E=skipped
 PAIR=/tmp/ss-gpu-pair
-if python3 -c 'import torch, safetensors, h5py' 2>/dev/null; then
+if ! want e2e; then
+    :
+elif python3 -c 'import torch, safetensors, h5py' 2>/dev/null; then
     say "end to end: sparsity-scan --device cpu and cuda on a fresh pair"
     rm -rf "$PAIR"
     if timeout 120 python3 tests/gpu/make_pair.py "$PAIR" >"$LOGS/e2e.txt" 2>&1; then
@@ -158,9 +165,11 @@ if python3 -c 'import torch, safetensors, h5py' 2>/dev/null; then
                 >>"$LOGS/e2e.txt"
         done
         if [ "$E2E" = ok ]; then
-            # The tables must be the same but for the times they print ("in 0.06 s", "40.4 s)").
+            # The tables must be the same but for the times they print ("in 0.06 s") and the
+            # rank section (LAPACK vs cuSOLVER: compared within tolerances in the HDF5 below).
             for dev in cpu cuda; do
-                sed -E 's/[0-9.]+ s\)/T s)/g' "$PAIR/$dev.txt" >"$PAIR/$dev.table"
+                sed -E '/^rank of the update/,$d; s/[0-9.]+ s\)/T s)/g' "$PAIR/$dev.txt" \
+                    >"$PAIR/$dev.table"
             done
             diff "$PAIR/cpu.table" "$PAIR/cuda.table" >"$PAIR/table.diff" \
                 || { head -20 "$PAIR/table.diff" >>"$LOGS/e2e.txt"; E2E="FAIL(tables differ)"; }
@@ -174,6 +183,46 @@ if python3 -c 'import torch, safetensors, h5py' 2>/dev/null; then
     case $E2E in ok) ;; *) TESTS_RC=1 ;; esac
 else
     say "end to end skipped: python3 lacks torch, safetensors or h5py"
+fi
+
+save_logs
+# ---- 4b. the trainer: grpo-train --device cpu vs cuda -----------------------------------------
+TRAIN_E2E=skipped
+TR=/tmp/ss-gpu-train
+if want train; then
+    say "trainer: grpo-train sft + grpo, --device cpu vs cuda (f32 and bf16 GEMMs)"
+    rm -rf "$TR" && mkdir -p "$TR"
+    MODEL="--layers 2 --hidden 32 --intermediate 64 --heads 2 --kv-heads 1 --head-dim 16
+           --max-positions 32 --threads 1 --quiet"
+    SFT="--task add:1 --batch 32 --lr 1e-2 --warmup-steps 10 --eval-every 0 --eval-size 32"
+    GRPO="--steps 4 --prompts 4 --group 4 --snapshot-every 2 --eval-every 2 --eval-size 16
+          --threads 1 --quiet --optimizer sgd --kl-coef 0.01"
+    TRAIN_E2E=ok
+    # shellcheck disable=SC2086
+    (
+        timeout 120 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/train/grpo-train" sft -o "$TR/base" \
+            --steps 250 $SFT $MODEL &&
+        for d in "cpu" "cuda --gemm f32" "cuda --gemm bf16"; do
+            tag=$(echo "$d" | tr -d ' -')
+            timeout 60 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/train/grpo-train" sft \
+                -o "$TR/sft-$tag" --steps 20 $SFT $MODEL --device $d || exit 1
+            timeout 60 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/train/grpo-train" grpo \
+                --init "$TR/base" -o "$TR/grpo-$tag" $GRPO --device $d || exit 1
+        done
+    ) >"$LOGS/train_e2e.txt" 2>&1 || TRAIN_E2E="FAIL(grpo-train exit $?)"
+    if [ "$TRAIN_E2E" = ok ]; then
+        for k in sft grpo; do
+            echo "$k f32:" >>"$LOGS/train_e2e.txt"
+            python3 tests/gpu/compare_metrics.py "$TR/$k-cpu/metrics.jsonl" \
+                "$TR/$k-cudagemmf32/metrics.jsonl" >>"$LOGS/train_e2e.txt" 2>&1 \
+                || TRAIN_E2E="FAIL($k f32 metrics differ)"
+            echo "$k bf16 (reported, not checked):" >>"$LOGS/train_e2e.txt"
+            python3 tests/gpu/compare_metrics.py "$TR/$k-cpu/metrics.jsonl" \
+                "$TR/$k-cudagemmbf16/metrics.jsonl" 1 >>"$LOGS/train_e2e.txt" 2>&1
+        done
+    fi
+    tail -12 "$LOGS/train_e2e.txt"
+    case $TRAIN_E2E in ok) ;; *) TESTS_RC=1 ;; esac
 fi
 
 save_logs
@@ -191,11 +240,13 @@ timeout 240 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_scan_bench" --gib "$G
     >"$LOGS/scan.txt" 2>&1 \
     || say "cuda_scan_bench (scan) failed (exit $?)"
 cat "$LOGS/scan.txt"
-say "SVD: ${SVD_N}x${SVD_N}, $SVD_GPU on cuSOLVER, $SVD_CPU on LAPACK"
-timeout 200 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_scan_bench" --no-scan \
-    --svd-n "$SVD_N" --svd-gpu "$SVD_GPU" --svd-cpu "$SVD_CPU" >"$LOGS/svd.txt" 2>&1 \
-    || say "cuda_scan_bench (svd) failed (exit $?)"
-cat "$LOGS/svd.txt"
+if want svd; then
+    say "SVD: ${SVD_N}x${SVD_N}, $SVD_GPU on cuSOLVER, $SVD_CPU on LAPACK"
+    timeout 200 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_scan_bench" --no-scan \
+        --svd-n "$SVD_N" --svd-gpu "$SVD_GPU" --svd-cpu "$SVD_CPU" >"$LOGS/svd.txt" 2>&1 \
+        || say "cuda_scan_bench (svd) failed (exit $?)"
+    cat "$LOGS/svd.txt"
+fi
 
 save_logs
 # ---- 7. the table ---------------------------------------------------------------------------
@@ -207,6 +258,7 @@ echo "== CUDA summary ($(head -1 "$LOGS/device.txt"))"
 printf '%-34s %s\n' "gpu tests" "$TEST_SUMMARY"
 printf '%-34s %s\n' "end to end cpu == cuda reports" "$E2E"
 printf '%-34s %s\n' "end to end cpu / cuda wall" "$(val e2e_cpu) / $(val e2e_cuda)"
+printf '%-34s %s\n' "grpo-train cpu == cuda (f32)" "$TRAIN_E2E"
 printf '%-34s %s\n' "H2D pinned" "$(val h2d_pinned)"
 printf '%-34s %s\n' "H2D pageable" "$(val h2d_pageable)"
 printf '%-34s %s\n' "D2H pinned" "$(val d2h_pinned)"
