@@ -118,19 +118,6 @@ static H5wType maps_count_type(uint64_t max, size_t *size)
     return *size = 8, H5W_U64;
 }
 
-/* dst[k] = src[k] for k < n, stored in type t (each value fits: see maps_count_type). */
-static void maps_narrow(const uint64_t *src, size_t n, H5wType t, void *dst)
-{
-    for (size_t k = 0; k < n; k++) {
-        switch (t) {
-        case H5W_U8: ((uint8_t *)dst)[k] = (uint8_t)src[k]; break;
-        case H5W_U16: ((uint16_t *)dst)[k] = (uint16_t)src[k]; break;
-        case H5W_U32: ((uint32_t *)dst)[k] = (uint32_t)src[k]; break;
-        default: ((uint64_t *)dst)[k] = src[k]; break;
-        }
-    }
-}
-
 int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, double stripe_k,
                         TensorMap *out, SsError *err)
 {
@@ -144,11 +131,9 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
     out->col_changed = calloc(cols, sizeof *out->col_changed);
     out->row_edges = malloc((r + 1) * sizeof *out->row_edges);
     out->col_edges = malloc((c + 1) * sizeof *out->col_edges);
-    uint64_t *cells = calloc(r * c, sizeof *cells);
     uint32_t *col_cell = malloc(cols * sizeof *col_cell);
     int rc = 0;
-    if (!out->row_changed || !out->col_changed || !out->row_edges || !out->col_edges || !cells ||
-        !col_cell) {
+    if (!out->row_changed || !out->col_changed || !out->row_edges || !out->col_edges || !col_cell) {
         rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
         goto done;
     }
@@ -161,7 +146,7 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
         goto done;
     }
     if (maps_count(mask, rows, cols, out->row_edges, r, out->col_edges, col_cell, c,
-                   out->row_changed, out->col_changed, cells) != 0) {
+                   out->row_changed, out->col_changed, cell_size, out->cell_changed) != 0) {
         rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
         goto done;
     }
@@ -169,7 +154,6 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
     out->changed = 0;
     for (uint64_t i = 0; i < rows; i++)
         out->changed += out->row_changed[i];
-    maps_narrow(cells, r * c, out->cell_type, out->cell_changed);
     double thr = stripe_k * ((double)out->changed / (double)numel);
     uint64_t nr = 0, nc = 0;
     for (uint64_t i = 0; i < rows; i++)
@@ -179,7 +163,6 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
     out->row_stripe_ratio = (double)nr / (double)rows;
     out->col_stripe_ratio = (double)nc / (double)cols;
 done:
-    free(cells);
     free(col_cell);
     return rc;
 }

@@ -6,8 +6,7 @@
  *
  * Memory: the maps of all matrices are held until the reports are written: (R + C) * 8 bytes and
  * at most 512 x 512 cell counts per matrix, each in the smallest unsigned type that holds the
- * largest cell's size (1 byte for cells of at most 255 elements: 256 KiB), plus a 64-bit cell
- * counter (2 MiB) while one tensor is computed. */
+ * largest cell's size (1 byte for cells of at most 255 elements: 256 KiB). */
 #ifndef SS_MAPS_H
 #define SS_MAPS_H
 

@@ -36,15 +36,29 @@ static inline uint64_t maps_row_bits(const uint8_t *mask, uint64_t nbytes, uint6
     return bits;
 }
 
+/* Stores the cell row counts row[0..c) as cell_size-byte unsigned integers at out (each fits:
+ * maps.c picks the size for the largest cell) and clears row. */
+static void maps_store_row(uint64_t *row, uint64_t c, size_t cell_size, void *out)
+{
+    for (uint64_t k = 0; k < c; k++) {
+        switch (cell_size) {
+        case 1: ((uint8_t *)out)[k] = (uint8_t)row[k]; break;
+        case 2: ((uint16_t *)out)[k] = (uint16_t)row[k]; break;
+        case 4: ((uint32_t *)out)[k] = (uint32_t)row[k]; break;
+        default: ((uint64_t *)out)[k] = row[k]; break;
+        }
+        row[k] = 0;
+    }
+}
+
 /* Portable: a popcount per 64 bits for the row, each set bit into its column and cell. */
 __attribute__((target("popcnt"))) static void
 maps_count_bits(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
                 uint64_t r, const uint32_t *col_cell, uint64_t c, uint64_t *row_changed,
-                uint64_t *col_changed, uint64_t *cells)
+                uint64_t *col_changed, uint64_t *cellrow, size_t cell_size, uint8_t *cells)
 {
     uint64_t nbytes = scan_mask_bytes(rows * cols);
     for (uint64_t i = 0; i < r; i++) {
-        uint64_t *cellrow = cells + i * c;
         for (uint64_t ri = row_edges[i]; ri < row_edges[i + 1]; ri++) {
             uint64_t n = 0;
             for (uint64_t c0 = 0; c0 < cols; c0 += 64) {
@@ -58,6 +72,7 @@ maps_count_bits(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_
             }
             row_changed[ri] = n;
         }
+        maps_store_row(cellrow, c, cell_size, cells + i * c * cell_size);
     }
 }
 
@@ -106,7 +121,7 @@ maps_flush_avx512(uint16_t *cnt, uint64_t cols, uint64_t padded, const uint64_t 
 __attribute__((target("avx512f,avx512bw,popcnt"))) static int
 maps_count_avx512(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
                   uint64_t r, const uint64_t *col_edges, uint64_t c, uint64_t *row_changed,
-                  uint64_t *col_changed, uint64_t *cells)
+                  uint64_t *col_changed, uint64_t *cellrow, size_t cell_size, uint8_t *cells)
 {
     uint64_t nbytes = scan_mask_bytes(rows * cols), padded = (cols + 63) / 64 * 64;
     uint16_t *cnt = aligned_alloc(64, padded * sizeof *cnt);
@@ -145,14 +160,14 @@ maps_count_avx512(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint6
             dirty |= n != 0;
             if (++since == rows_per_flush) {
                 if (dirty)
-                    maps_flush_avx512(cnt, cols, padded, col_edges, c, P, col_changed,
-                                      cells + i * c);
+                    maps_flush_avx512(cnt, cols, padded, col_edges, c, P, col_changed, cellrow);
                 since = 0;
                 dirty = 0;
             }
         }
         if (dirty)
-            maps_flush_avx512(cnt, cols, padded, col_edges, c, P, col_changed, cells + i * c);
+            maps_flush_avx512(cnt, cols, padded, col_edges, c, P, col_changed, cellrow);
+        maps_store_row(cellrow, c, cell_size, cells + i * c * cell_size);
     }
     free(cnt);
     free(P);
@@ -161,12 +176,18 @@ maps_count_avx512(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint6
 
 int maps_count(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
                uint64_t r, const uint64_t *col_edges, const uint32_t *col_cell, uint64_t c,
-               uint64_t *row_changed, uint64_t *col_changed, uint64_t *cells)
+               uint64_t *row_changed, uint64_t *col_changed, size_t cell_size, void *cells)
 {
+    uint64_t *cellrow = calloc(c ? c : 1, sizeof *cellrow); /* one cell row's counts */
+    if (!cellrow)
+        return -1;
+    int rc = 0;
     if (scan_isa_active() == SCAN_ISA_AVX512 && __builtin_cpu_supports("avx512bw"))
-        return maps_count_avx512(mask, rows, cols, row_edges, r, col_edges, c, row_changed,
-                                 col_changed, cells);
-    maps_count_bits(mask, rows, cols, row_edges, r, col_cell, c, row_changed, col_changed,
-                    cells);
-    return 0;
+        rc = maps_count_avx512(mask, rows, cols, row_edges, r, col_edges, c, row_changed,
+                               col_changed, cellrow, cell_size, cells);
+    else
+        maps_count_bits(mask, rows, cols, row_edges, r, col_cell, c, row_changed, col_changed,
+                        cellrow, cell_size, cells);
+    free(cellrow);
+    return rc;
 }

@@ -56,8 +56,8 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
                     want_cells[i * c + col_cell[cj]]++;
                 }
             }
-    CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, col_cell, c, rowc, colc, cells) ==
-          0);
+    CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, col_cell, c, rowc, colc, 8,
+                     cells) == 0);
     int ok = !memcmp(rowc, want_row, rows * 8) && !memcmp(colc, want_col, cols * 8) &&
              !memcmp(cells, want_cells, r * c * 8);
     if (!ok)
@@ -65,6 +65,36 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
                 (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)r,
                 (unsigned long long)c, permille);
     CHECK(ok);
+    /* the narrow stores: the same cells as 1-, 2- and 4-byte counts where the largest fits */
+    uint64_t largest = 0;
+    for (uint64_t k = 0; k < r * c; k++)
+        largest = want_cells[k] > largest ? want_cells[k] : largest;
+    for (size_t size = 1; size <= 4; size *= 2) {
+        if (largest >> (8 * size))
+            continue;
+        uint64_t *rc2 = calloc(rows ? rows : 1, 8), *cc2 = calloc(cols ? cols : 1, 8);
+        uint8_t *narrow = malloc(r * c * size + 1);
+        if (!rc2 || !cc2 || !narrow) {
+            CHECK(!"out of memory");
+        } else {
+            CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, col_cell, c, rc2, cc2,
+                             size, narrow) == 0);
+            for (uint64_t k = 0; k < r * c; k++) {
+                uint64_t v = size == 1 ? narrow[k] : size == 2 ? ((uint16_t *)narrow)[k]
+                                                               : ((uint32_t *)narrow)[k];
+                if (v != want_cells[k]) {
+                    fprintf(stderr, "maps_count: %zu-byte cell %llu is %llu, want %llu\n", size,
+                            (unsigned long long)k, (unsigned long long)v,
+                            (unsigned long long)want_cells[k]);
+                    CHECK(v == want_cells[k]);
+                    break;
+                }
+            }
+        }
+        free(rc2);
+        free(cc2);
+        free(narrow);
+    }
 done:
     free(mask);
     free(row_edges);
