@@ -12,6 +12,7 @@
 #include "analyze/cmdline.h"
 #include "analyze/compare.h"
 #include "analyze/progress.h"
+#include "kernels/blas_threads.h"
 
 #define COMPARE_MAX_THREADS 1024
 
@@ -79,6 +80,7 @@ static int parse_count(const char *s, const char *opt, long min, long max, long 
 
 int main(int argc, char **argv)
 {
+    blas_threads_park(); /* OpenBLAS starts them again when a BLAS call needs them */
     enum { OPT_JSON = 256, OPT_H5, OPT_K, OPT_EXACT, OPT_THREADS, OPT_QUIET, OPT_VERSION };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, OPT_JSON},

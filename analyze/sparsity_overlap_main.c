@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "analyze/overlap.h"
+#include "kernels/blas_threads.h"
 
 static void usage(FILE *f)
 {
@@ -49,6 +50,7 @@ static int usage_error(const char *msg)
 
 int main(int argc, char **argv)
 {
+    blas_threads_park(); /* OpenBLAS starts them again when a BLAS call needs them */
     enum { OPT_JSON = 256, OPT_H5, OPT_ANY_BASE, OPT_VERSION };
     static const struct option longopts[] = {
         {"json", no_argument, NULL, OPT_JSON},

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyze/study_report.h"
+#include "kernels/blas_threads.h"
 
 static const char usage_text[] =
 "usage: sparsity-report -o REPORT.md --run LABEL=RUN,SCAN.json[,MASTER.json] ... [options]\n"
@@ -38,6 +39,7 @@ static int usage_error(const char *msg, const char *arg)
 
 int main(int argc, char **argv)
 {
+    blas_threads_park(); /* OpenBLAS starts them again when a BLAS call needs them */
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'}, {"run", required_argument, 0, O_RUN},
         {"overlap", required_argument, 0, O_OVERLAP}, {"compare", required_argument, 0, O_COMPARE},

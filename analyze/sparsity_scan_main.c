@@ -20,6 +20,7 @@
 #include "analyze/scan_report.h"
 #include "analyze/series.h"
 #include "formats/safetensors.h"
+#include "kernels/blas_threads.h"
 
 /* More threads than this only costs start-up time: the scan is bound by memory bandwidth. */
 #define SCAN_MAX_THREADS 1024
@@ -485,6 +486,7 @@ static int scan_main(int argc, char **argv)
 /* Under mpirun, MPI around the whole run (docs/mpi.md); a plain run never starts MPI. */
 int main(int argc, char **argv)
 {
+    blas_threads_park(); /* OpenBLAS starts them again when --rank needs them */
     SsError err = {0};
     if (scan_mpi_init(&argc, &argv, &err) != 0) {
         fprintf(stderr, "sparsity-scan: %s\n", err.msg);

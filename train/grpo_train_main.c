@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "train/trainer.h"
+#include "kernels/blas_threads.h"
 
 static const char usage_text[] =
 "usage: grpo-train sft -o OUT [options]\n"
@@ -178,6 +179,7 @@ static bool base_task(const char *base, char *out, size_t cap)
 
 int main(int argc, char **argv)
 {
+    blas_threads_park(); /* OpenBLAS starts them again at the first GEMM */
     if (argc < 2)
         return usage_error("%s", "missing command: sft or grpo");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
