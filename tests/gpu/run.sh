@@ -19,7 +19,10 @@
 #      SS_GPU_GIB GiB (default 8) generated in memory; then full spectra of SS_GPU_SVD_N^2 matrices
 #      (default 4096): SS_GPU_SVD_GPU of them on cuSOLVER (default 4), SS_GPU_SVD_CPU on LAPACK
 #      (default 1), per-matrix seconds;
-#   7. prints a short table last.
+#   7. times one training step of a Qwen3-0.6B-shaped model (B 8, T 256) on kernels/train_model.h
+#      (bench/train_step_bench) and in PyTorch eager on the same GPU (bench/train_step_torch.py),
+#      with bf16 and f32 GEMMs (issue 7's benchmark);
+#   8. prints a short table last.
 #
 # Every step has its own time limit; the whole run is meant to take 3-5 minutes, well under 10.
 # It reads device properties only and never changes a GPU setting (no nvidia-smi -pm/-lgc/-ac,
@@ -27,7 +30,7 @@
 # $OUT/gpu-logs.tar.gz when OUT (the device tool's output folder) is set. Environment:
 # SS_GPU_BUILD (build folder, default build-gpu-run), SS_GPU_PREBUILT, SS_GPU_LOGS, SS_GPU_GIB,
 # SS_GPU_SVD_N, SS_GPU_SVD_GPU, SS_GPU_SVD_CPU, SS_GPU_SKIP (steps to leave out, of: tests e2e
-# train svd; e.g. "train svd" for a second, shorter run).
+# train trainbench svd; e.g. "train trainbench svd" for a second, shorter run).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$(pwd)
@@ -55,7 +58,7 @@ rm -rf "$LOGS" && mkdir -p "$LOGS" || { echo "cannot create $LOGS"; exit 1; }
 # ---- 1. build, or unpack what pack.sh built --------------------------------------------------
 TARGETS="tests/gpu/test_cuda_device tests/gpu/test_scan_cuda tests/gpu/test_svd_cuda
          tests/gpu/test_train_ops_cuda bench/cuda_bandwidth bench/cuda_scan_bench
-         analyze/sparsity-scan train/grpo-train"
+         analyze/sparsity-scan train/grpo-train bench/train_step_bench"
 if [ -n "$PREBUILT" ]; then
     [ -d "$PREBUILT/bin" ] || die "$PREBUILT/bin: no such folder (run tests/gpu/pack.sh first)"
     BIN=$ROOT/$PREBUILT/bin
@@ -249,9 +252,22 @@ if want svd; then
 fi
 
 save_logs
-# ---- 7. the table ---------------------------------------------------------------------------
+# ---- 7. the trainer step against PyTorch eager ------------------------------------------------
+if want trainbench; then
+    say "trainer step, Qwen3-0.6B shape, B 8, T 256: ours and PyTorch eager, bf16 and f32 GEMMs"
+    for g in bf16 f32; do
+        timeout 150 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/train_step_bench" --gemm "$g" \
+            --steps 5 >>"$LOGS/trainbench.txt" 2>&1 || say "train_step_bench --gemm $g failed"
+        timeout 150 python3 bench/train_step_torch.py --gemm "$g" --steps 10 \
+            >>"$LOGS/trainbench.txt" 2>&1 || say "train_step_torch.py --gemm $g failed"
+    done
+    cat "$LOGS/trainbench.txt"
+fi
+
+save_logs
+# ---- 8. the table ---------------------------------------------------------------------------
 val() { grep -h "^RESULT $1 " "$LOGS/bandwidth.txt" "$LOGS/scan.txt" "$LOGS/svd.txt" \
-        "$LOGS/train_ops.txt" "$LOGS/e2e.txt" 2>/dev/null \
+        "$LOGS/train_ops.txt" "$LOGS/e2e.txt" "$LOGS/trainbench.txt" 2>/dev/null \
         | head -1 | cut -d' ' -f3-; }
 echo
 echo "== CUDA summary ($(head -1 "$LOGS/device.txt"))"
@@ -274,6 +290,10 @@ printf '%-34s %s\n' "spectra max difference" "$(val svd_max_rel_diff)"
 printf '%-34s %s\n' "train step, f32 GEMMs" "$(val train_step_f32)"
 printf '%-34s %s\n' "train step, bf16 GEMMs" "$(val train_step_bf16)"
 printf '%-34s %s\n' "train step, CPU model" "$(val train_step_cpu)"
+printf '%-34s %s\n' "0.6B step ours bf16 / torch bf16" \
+    "$(val train_step_ours_bf16 | cut -d' ' -f1-2) / $(val train_step_torch_bf16 | cut -d' ' -f1-2)"
+printf '%-34s %s\n' "0.6B step ours f32 / torch f32" \
+    "$(val train_step_ours_f32 | cut -d' ' -f1-2) / $(val train_step_torch_f32 | cut -d' ' -f1-2)"
 printf '%-34s %s\n' "wall time of run.sh" "$(($(date +%s) - START)) s"
 save_logs
 [ "$TESTS_RC" -eq 0 ] || exit 1
