@@ -90,9 +90,8 @@ int maps_head_dim_from_config(const char *spec, uint64_t *head_dim, char **sourc
 }
 
 /* The cell edges of n indices in m cells, edge[i] = floor(i n / m) for i <= m (cell i holds
- * [edge[i], edge[i+1])), cell[k] for k < n (cell may be NULL): the cell holding k; returns the
- * largest cell's size. */
-static uint64_t maps_cells(uint64_t n, uint64_t m, uint64_t *edge, uint32_t *cell)
+ * [edge[i], edge[i+1])); returns the largest cell's size. */
+static uint64_t maps_cells(uint64_t n, uint64_t m, uint64_t *edge)
 {
     uint64_t largest = 0;
     edge[0] = 0;
@@ -100,8 +99,6 @@ static uint64_t maps_cells(uint64_t n, uint64_t m, uint64_t *edge, uint32_t *cel
         uint64_t lo = i * n / m, hi = (i + 1) * n / m;
         edge[i + 1] = hi;
         largest = hi - lo > largest ? hi - lo : largest;
-        for (uint64_t k = lo; cell && k < hi; k++)
-            cell[k] = (uint32_t)i;
     }
     return largest;
 }
@@ -131,25 +128,15 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
     out->col_changed = calloc(cols, sizeof *out->col_changed);
     out->row_edges = malloc((r + 1) * sizeof *out->row_edges);
     out->col_edges = malloc((c + 1) * sizeof *out->col_edges);
-    uint32_t *col_cell = malloc(cols * sizeof *col_cell);
-    int rc = 0;
-    if (!out->row_changed || !out->col_changed || !out->row_edges || !out->col_edges || !col_cell) {
-        rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
-        goto done;
-    }
-    uint64_t largest = maps_cells(rows, r, out->row_edges, NULL) *
-                       maps_cells(cols, c, out->col_edges, col_cell);
+    if (!out->row_changed || !out->col_changed || !out->row_edges || !out->col_edges)
+        return ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
+    uint64_t largest = maps_cells(rows, r, out->row_edges) * maps_cells(cols, c, out->col_edges);
     size_t cell_size;
     out->cell_type = maps_count_type(largest, &cell_size);
-    if (!(out->cell_changed = malloc(r * c * cell_size))) {
-        rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
-        goto done;
-    }
-    if (maps_count(mask, rows, cols, out->row_edges, r, out->col_edges, col_cell, c,
-                   out->row_changed, out->col_changed, cell_size, out->cell_changed) != 0) {
-        rc = ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
-        goto done;
-    }
+    if (!(out->cell_changed = malloc(r * c * cell_size)) ||
+        maps_count(mask, rows, cols, out->row_edges, r, out->col_edges, c, out->row_changed,
+                   out->col_changed, cell_size, out->cell_changed) != 0)
+        return ss_err(err, SS_EOUTPUT, "%s: out of memory for the update maps", out->name);
     uint64_t numel = rows * cols;
     out->changed = 0;
     for (uint64_t i = 0; i < rows; i++)
@@ -162,9 +149,7 @@ int maps_compute_tensor(const uint8_t *mask, uint64_t rows, uint64_t cols, doubl
         nc += (double)out->col_changed[j] / (double)rows > thr;
     out->row_stripe_ratio = (double)nr / (double)rows;
     out->col_stripe_ratio = (double)nc / (double)cols;
-done:
-    free(col_cell);
-    return rc;
+    return 0;
 }
 
 /* The error for an attention projection t that cannot be split into heads of hd (0: unknown). */

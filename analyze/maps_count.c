@@ -55,12 +55,19 @@ static void maps_store_row(uint64_t *row, uint64_t c, size_t cell_size, void *ou
     memset(row, 0, c * sizeof *row);
 }
 
-/* Portable: a popcount per 64 bits for the row, each set bit into its column and cell. */
-__attribute__((target("popcnt"))) static void
+/* Portable: a popcount per 64 bits for the row, each set bit into its column and, through a
+ * column -> cell lookup made from col_edges, its cell. */
+__attribute__((target("popcnt"))) static int
 maps_count_bits(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
-                uint64_t r, const uint32_t *col_cell, uint64_t c, uint64_t *row_changed,
+                uint64_t r, const uint64_t *col_edges, uint64_t c, uint64_t *row_changed,
                 uint64_t *col_changed, uint64_t *cellrow, size_t cell_size, uint8_t *cells)
 {
+    uint32_t *col_cell = malloc((cols ? cols : 1) * sizeof *col_cell);
+    if (!col_cell)
+        return -1;
+    for (uint64_t j = 0; j < c; j++)
+        for (uint64_t k = col_edges[j]; k < col_edges[j + 1]; k++)
+            col_cell[k] = (uint32_t)j;
     uint64_t nbytes = scan_mask_bytes(rows * cols);
     for (uint64_t i = 0; i < r; i++) {
         for (uint64_t ri = row_edges[i]; ri < row_edges[i + 1]; ri++) {
@@ -78,6 +85,8 @@ maps_count_bits(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_
         }
         maps_store_row(cellrow, c, cell_size, cells + i * c * cell_size);
     }
+    free(col_cell);
+    return 0;
 }
 
 /* AVX-512BW: per cell row, 16-bit counters of every column, bumped 32 at a time from the mask
@@ -188,7 +197,7 @@ maps_count_avx512(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint6
 }
 
 int maps_count(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
-               uint64_t r, const uint64_t *col_edges, const uint32_t *col_cell, uint64_t c,
+               uint64_t r, const uint64_t *col_edges, uint64_t c,
                uint64_t *row_changed, uint64_t *col_changed, size_t cell_size, void *cells)
 {
     uint64_t *cellrow = calloc(c ? c : 1, sizeof *cellrow); /* one cell row's counts */
@@ -199,8 +208,8 @@ int maps_count(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t
         rc = maps_count_avx512(mask, rows, cols, row_edges, r, col_edges, c, row_changed,
                                col_changed, cellrow, cell_size, cells);
     else
-        maps_count_bits(mask, rows, cols, row_edges, r, col_cell, c, row_changed, col_changed,
-                        cellrow, cell_size, cells);
+        rc = maps_count_bits(mask, rows, cols, row_edges, r, col_edges, c, row_changed,
+                             col_changed, cellrow, cell_size, cells);
     free(cellrow);
     return rc;
 }

@@ -11,12 +11,11 @@
 
 /* mask: LSB-first bits of the row-major (rows, cols) matrix, ceil(rows*cols/8) bytes.
  * row_edges[0..r]: cell row i covers rows [row_edges[i], row_edges[i+1]); col_edges[0..c]
- * likewise for the columns, and col_cell[j] (< c) the cell column of column j (the same split,
- * as a lookup). Adds into row_changed[rows] and col_changed[cols], which the caller zeroed, and
+ * likewise for the columns. Adds into row_changed[rows] and col_changed[cols], which the caller zeroed, and
  * writes cells[r * c] (row-major), each count a cell_size-byte unsigned integer (1, 2, 4 or 8;
  * large enough for the largest cell). Returns 0, or -1 when out of memory. */
 int maps_count(const uint8_t *mask, uint64_t rows, uint64_t cols, const uint64_t *row_edges,
-               uint64_t r, const uint64_t *col_edges, const uint32_t *col_cell, uint64_t c,
+               uint64_t r, const uint64_t *col_edges, uint64_t c,
                uint64_t *row_changed, uint64_t *col_changed, size_t cell_size, void *cells);
 
 #endif

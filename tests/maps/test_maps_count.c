@@ -56,7 +56,7 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
                     want_cells[i * c + col_cell[cj]]++;
                 }
             }
-    CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, col_cell, c, rowc, colc, 8,
+    CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, c, rowc, colc, 8,
                      cells) == 0);
     int ok = !memcmp(rowc, want_row, rows * 8) && !memcmp(colc, want_col, cols * 8) &&
              !memcmp(cells, want_cells, r * c * 8);
@@ -77,7 +77,7 @@ static void check_case(uint64_t rows, uint64_t cols, uint64_t r, uint64_t c, uns
         if (!rc2 || !cc2 || !narrow) {
             CHECK(!"out of memory");
         } else {
-            CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, col_cell, c, rc2, cc2,
+            CHECK(maps_count(mask, rows, cols, row_edges, r, col_edges, c, rc2, cc2,
                              size, narrow) == 0);
             for (uint64_t k = 0; k < r * c; k++) {
                 uint64_t v = size == 1 ? narrow[k] : size == 2 ? ((uint16_t *)narrow)[k]
