@@ -37,6 +37,15 @@ __attribute__((target("popcnt"))) int h5_chunks_sparse_bits(const void *chunk, s
     return ones * 64 <= 8 * (uint64_t)n || (8 * (uint64_t)n - ones) * 64 <= 8 * (uint64_t)n;
 }
 
+int h5_chunks_sparse_bytes(const void *chunk, size_t n)
+{
+    const uint8_t *p = chunk;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i++)
+        nonzero += p[i] != 0;
+    return nonzero * 64 <= n;
+}
+
 static int chunk_all_zero(const uint8_t *p, size_t n)
 {
     size_t i = 0;

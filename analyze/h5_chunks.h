@@ -21,6 +21,11 @@ typedef int (*H5ChunkPolicy)(const void *chunk, size_t n);
  * Denser bitmaps compress by at most about 2x, at 20-50 MB/s a core. */
 int h5_chunks_sparse_bits(const void *chunk, size_t n);
 
+/* Small counts (the update maps' cells): deflate only when at most 1 byte in 64 is nonzero (a
+ * nearly unchanged matrix). Denser chunks would shrink about 4x, but at 110-170 MB/s a core
+ * (docs/BENCHMARKS.md, "Update maps"): more than the whole scan of the pair costs. */
+int h5_chunks_sparse_bytes(const void *chunk, size_t n);
+
 /* Writes dataset name under loc: type, dims[0..rank) in C order at data, chunks of whole rows
  * (about H5W_CHUNK_ELEMS elements, or chunk0 rows of the first dimension when chunk0 > 0),
  * deflate level (1..9), filtered on pool (NULL: on the calling thread); policy NULL deflates every

@@ -10,18 +10,6 @@
 /* The cell counts: shuffle + deflate level 1, chunks filtered on the report's thread pool. */
 #define REPORT_MAPS_DEFLATE 1
 
-/* Cell-count chunks are deflated only when at most 1 byte in 64 is nonzero (a nearly unchanged
- * matrix); denser ones are small counts of high entropy that deflate would barely shrink at a
- * cost of 20-50 MB/s a core, so they are stored raw. */
-static int report_maps_sparse_chunk(const void *chunk, size_t n)
-{
-    const unsigned char *p = chunk;
-    size_t nonzero = 0;
-    for (size_t i = 0; i < n; i++)
-        nonzero += p[i] != 0;
-    return nonzero * 64 <= n;
-}
-
 void report_maps_json(JsonWriter *w, const TensorMap *t)
 {
     jw_object_begin(w);
@@ -87,7 +75,7 @@ static int report_maps_tensor(H5Out *w, ThreadPool *pool, hid_t maps_grp, const 
         rc = h5w_dataset(w, g, "col_edges", H5W_U64, 1, dec, t->col_edges, err);
     if (!rc)
         rc = h5_chunks_write(w, pool, g, "cell_changed", t->cell_type, 2, dd, 0,
-                             t->cell_changed, REPORT_MAPS_DEFLATE, report_maps_sparse_chunk,
+                             t->cell_changed, REPORT_MAPS_DEFLATE, h5_chunks_sparse_bytes,
                              NULL, err);
     if (!rc && t->head_fraction)
         rc = h5w_dataset(w, g, "head_fraction", H5W_F64, 1, dh, t->head_fraction, err);
