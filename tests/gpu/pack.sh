@@ -14,9 +14,8 @@ set -eu
 cd "$(dirname "$0")/../.."
 PACK=${1:-.gpu-carry}
 BUILD=${SS_GPU_BUILD:-build-gpu}
-TARGETS="tests/gpu/test_cuda_device tests/gpu/test_scan_cuda tests/gpu/test_svd_cuda
-         tests/gpu/test_train_ops_cuda bench/cuda_bandwidth bench/cuda_scan_bench
-         analyze/sparsity-scan train/grpo-train bench/train_step_bench"
+# the build targets the GPU run needs, one list for pack.sh and run.sh
+TARGETS=$(cat tests/gpu/targets.txt)
 
 # Always a fresh build: meson 1.0's nvcc rule records no header dependencies, so an object of a
 # .cu file would not be rebuilt after a header it includes changed (docs/cuda.md).

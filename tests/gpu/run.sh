@@ -56,9 +56,8 @@ save_logs() {
 rm -rf "$LOGS" && mkdir -p "$LOGS" || { echo "cannot create $LOGS"; exit 1; }
 
 # ---- 1. build, or unpack what pack.sh built --------------------------------------------------
-TARGETS="tests/gpu/test_cuda_device tests/gpu/test_scan_cuda tests/gpu/test_svd_cuda
-         tests/gpu/test_train_ops_cuda bench/cuda_bandwidth bench/cuda_scan_bench
-         analyze/sparsity-scan train/grpo-train bench/train_step_bench"
+# the build targets the GPU run needs, one list for pack.sh and run.sh
+TARGETS=$(cat tests/gpu/targets.txt)
 if [ -n "$PREBUILT" ]; then
     [ -d "$PREBUILT/bin" ] || die "$PREBUILT/bin: no such folder (run tests/gpu/pack.sh first)"
     BIN=$ROOT/$PREBUILT/bin
