@@ -162,7 +162,6 @@ __global__ void __launch_bounds__(SCAN_CUDA_BLOCK) scan_kernel(ScanParams p)
     unsigned char *st_c = s_changed[warp];
     const unsigned below = (1u << lane) - 1u; /* lanes before this one */
     int fill = 0;                             /* staged pairs, the same in every lane */
-    double sq_eq[4] = {0.0, 0.0, 0.0, 0.0};   /* a^2 of equal pairs: 4 chains, not 1 */
     const uint64_t units = p.n / U, stride = (uint64_t)gridDim.x * blockDim.x;
     /* the loop runs while any lane of the warp has a unit, so that ballots see every lane */
     for (uint64_t u = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -189,7 +188,7 @@ __global__ void __launch_bounds__(SCAN_CUDA_BLOCK) scan_kernel(ScanParams p)
             const bool stage = active && (xa != xb || !p.quiet);
             if (active && !stage) {
                 if (isfinite(da))
-                    sq_eq[k % 4] += da * da;
+                    sq_a += da * da;
                 else
                     c.nonfinite++;
             }
@@ -225,7 +224,6 @@ __global__ void __launch_bounds__(SCAN_CUDA_BLOCK) scan_kernel(ScanParams p)
     __syncwarp();
     if (lane < fill) /* the last, partial batch */
         scan_elem_account(&cfg, st_c[lane], st_a[lane], st_b[lane], &c, &sq_d, &sq_a);
-    sq_a += (sq_eq[0] + sq_eq[1]) + (sq_eq[2] + sq_eq[3]);
     /* the last partial unit (fewer than U elements), element by element from memory */
     if (blockIdx.x == gridDim.x - 1 && threadIdx.x == 0 && units * U < p.n) {
         unsigned bits = 0;
