@@ -22,8 +22,8 @@ typedef int (*H5ChunkPolicy)(const void *chunk, size_t n);
 int h5_chunks_sparse_bits(const void *chunk, size_t n);
 
 /* Small counts (the update maps' cells): deflate only when at most 1 byte in 64 is nonzero (a
- * nearly unchanged matrix). Denser chunks would shrink about 4x, but at 110-170 MB/s a core
- * (docs/BENCHMARKS.md, "Update maps"): more than the whole scan of the pair costs. */
+ * nearly unchanged matrix). Denser chunks would shrink 3-4x, but at about 110 MB/s a core
+ * (bench/cell_deflate.py; docs/BENCHMARKS.md, "Update maps"): more than the whole scan costs. */
 int h5_chunks_sparse_bytes(const void *chunk, size_t n);
 
 /* Writes dataset name under loc: type, dims[0..rank) in C order at data, chunks of whole rows

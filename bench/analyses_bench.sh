@@ -9,6 +9,9 @@
 #   hist     plain + --hist
 #   maps     plain + --maps --head-dim 128 --h5 OUT.h5
 #   all      plain + --hist --maps --head-dim 128 --h5 OUT.h5   (grouping is always on)
+#   start    sparsity-scan --version                  (start-up alone: loading the libraries)
+#   plain1   plain with OPENBLAS_NUM_THREADS=1         (a control: OpenBLAS's worker threads,
+#            which the tools park at start, must cost plain nothing: plain1 ~ plain)
 # and prints, per pair, the median wall time and median user+system CPU time of each, and the
 # issue's ratios: masks/plain (goal <= 1.2; also masks/h5), read/hist and read/all (goal >= 0.6
 # of the read bound: read time over the command's time). Wall time is what the goals are about;
@@ -42,7 +45,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=(--threads "$2"); shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --pairs) PAIRS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "analyses_bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -90,6 +93,8 @@ for child in $PAIRS; do
         timed hist "${base[@]}" --hist
         timed maps "${base[@]}" --maps --head-dim 128 --h5 "$OUT"
         timed all "${base[@]}" --hist --maps --head-dim 128 --h5 "$OUT"
+        timed start "$SCAN" --version
+        timed plain1 env OPENBLAS_NUM_THREADS=1 "${base[@]}"
     done
     python3 - "$TIMES" "$child" <<'PY' || status=1
 import statistics, sys

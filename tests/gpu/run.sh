@@ -30,7 +30,9 @@
 # $OUT/gpu-logs.tar.gz when OUT (the device tool's output folder) is set. Environment:
 # SS_GPU_BUILD (build folder, default build-gpu-run), SS_GPU_PREBUILT, SS_GPU_LOGS, SS_GPU_GIB,
 # SS_GPU_SVD_N, SS_GPU_SVD_GPU, SS_GPU_SVD_CPU, SS_GPU_SKIP (steps to leave out, of: tests e2e
-# train trainbench svd; e.g. "train trainbench svd" for a second, shorter run).
+# train trainbench svd; e.g. "train trainbench svd" for a second, shorter run), SS_GPU_NCU=1
+# (after the scan benchmark, Nsight Compute on one launch of the scan kernel: the sections
+# docs/BENCHMARKS.md's kernel history quotes).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$(pwd)
@@ -242,6 +244,16 @@ timeout 240 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_scan_bench" --gib "$G
     >"$LOGS/scan.txt" 2>&1 \
     || say "cuda_scan_bench (scan) failed (exit $?)"
 cat "$LOGS/scan.txt"
+if [ "${SS_GPU_NCU:-0}" = 1 ] && command -v ncu >/dev/null 2>&1; then
+    say "ncu on one scan_kernel launch (1 GiB pair)"
+    # --clock-control none: the card's clocks as found (never changed)
+    timeout 120 env LD_LIBRARY_PATH="$OUR_LD" ncu --clock-control none -k regex:scan_kernel -c 1 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section InstructionStats --section SchedulerStats \
+        "$BIN/bench/cuda_scan_bench" --gib 1 --no-svd >"$LOGS/ncu.txt" 2>&1 \
+        || say "ncu failed (exit $?)"
+    grep -E "Duration|Throughput|Active Threads|Occupancy|Registers|Eligible" "$LOGS/ncu.txt"
+fi
 if want svd; then
     say "SVD: ${SVD_N}x${SVD_N}, $SVD_GPU on cuSOLVER, $SVD_CPU on LAPACK"
     timeout 200 env LD_LIBRARY_PATH="$OUR_LD" "$BIN/bench/cuda_scan_bench" --no-scan \
