@@ -55,4 +55,10 @@ void svd_fill_gaussian(float *g, size_t count, uint64_t seed);
  * than the solver's 32-bit int indexes: the dimension check of both backends. */
 int svd_check_dims(size_t m, size_t n, const char *lib, SsError *err);
 
+/* The shared start of svd_topk and svd_topk_cuda: *o = *opt (or the defaults when opt is NULL),
+ * the dimension check for lib, and k <= min(m, n) (else SS_EUSAGE). Returns 0 to go on, 1 when
+ * there is nothing to compute (k == 0), or the error. */
+int svd_topk_begin(size_t m, size_t n, size_t k, const SvdRandOptions *opt, const char *lib,
+                   SvdRandOptions *o, SsError *err);
+
 #endif

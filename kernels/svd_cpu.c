@@ -25,6 +25,19 @@ int svd_check_dims(size_t m, size_t n, const char *lib, SsError *err)
     return 0;
 }
 
+int svd_topk_begin(size_t m, size_t n, size_t k, const SvdRandOptions *opt, const char *lib,
+                   SvdRandOptions *o, SsError *err)
+{
+    *o = opt ? *opt : (SvdRandOptions){SVD_DEFAULT_OVERSAMPLE, SVD_DEFAULT_POWER_ITERS, 0};
+    int rc = svd_check_dims(m, n, lib, err);
+    if (rc)
+        return rc;
+    size_t r = m < n ? m : n;
+    if (k > r)
+        return ss_err(err, SS_EUSAGE, "svd: top %zu asked of a (%zu, %zu) matrix", k, m, n);
+    return k == 0;
+}
+
 static int svd_lapack_fail(SsError *err, const char *what, lapack_int info)
 {
     if (info < 0)
@@ -110,17 +123,12 @@ int svd_values(float *a, size_t m, size_t n, float *s, float *u, SsError *err)
 int svd_topk(const float *a, size_t m, size_t n, size_t k, const SvdRandOptions *opt, float *s,
              float *u, SsError *err)
 {
-    SvdRandOptions def = {SVD_DEFAULT_OVERSAMPLE, SVD_DEFAULT_POWER_ITERS, 0};
-    if (!opt)
-        opt = &def;
-    int rc = svd_check_dims(m, n, "LAPACK", err);
+    SvdRandOptions o;
+    int rc = svd_topk_begin(m, n, k, opt, "LAPACK", &o, err);
     if (rc)
-        return rc;
+        return rc < 0 ? rc : 0;
+    opt = &o;
     size_t r = m < n ? m : n;
-    if (k > r)
-        return ss_err(err, SS_EUSAGE, "svd: top %zu asked of a (%zu, %zu) matrix", k, m, n);
-    if (k == 0)
-        return 0;
     size_t l = k + opt->oversample;
     if (l >= r) { /* the sketch would be as large as the matrix: the exact spectrum is cheaper */
         float *copy = svd_alloc(m * n, err), *sall = svd_alloc(r, err);

@@ -403,17 +403,12 @@ static int svd_topk_run(SvdCtx *c, const float *a, size_t m, size_t n, size_t k,
 extern "C" int svd_topk_cuda(const float *a, size_t m, size_t n, size_t k,
                              const SvdRandOptions *opt, float *s, float *u, SsError *err)
 {
-    SvdRandOptions def = {SVD_DEFAULT_OVERSAMPLE, SVD_DEFAULT_POWER_ITERS, 0};
-    if (!opt)
-        opt = &def;
-    int rc = svd_check_dims(m, n, "cuSOLVER", err);
+    SvdRandOptions o;
+    int rc = svd_topk_begin(m, n, k, opt, "cuSOLVER", &o, err);
     if (rc)
-        return rc;
+        return rc < 0 ? rc : 0;
+    opt = &o;
     size_t r = m < n ? m : n;
-    if (k > r)
-        return ss_err(err, SS_EUSAGE, "svd: top %zu asked of a (%zu, %zu) matrix", k, m, n);
-    if (k == 0)
-        return 0;
     size_t l = k + opt->oversample;
     if (l >= r) { /* as svd_topk: the exact spectrum, truncated */
         float *copy = (float *)malloc(m * n * sizeof(float)), *sall = (float *)malloc(r * sizeof(float));
