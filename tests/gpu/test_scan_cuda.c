@@ -21,17 +21,8 @@
 #include <cuda_runtime_api.h>
 #endif
 
-static int failures;
+#include "tests/check.h"
 
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            failures++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-        }                                                                                     \
-    } while (0)
 
 typedef struct Pair {
     DType dt;

@@ -14,17 +14,8 @@
 #include "kernels/svd.h"
 #include "kernels/svd_cuda.h"
 
-static int failures;
+#include "tests/check.h"
 
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            failures++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-        }                                                                                     \
-    } while (0)
 
 static uint64_t rng = 0x12345678abcdefull;
 

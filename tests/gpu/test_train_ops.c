@@ -23,18 +23,9 @@
 #include "train/model_internal.h"
 #include "train/train_device.h"
 
-static int failures;
-static SsError err;
+#include "tests/check.h"
 
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            failures++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                              \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fprintf(stderr, "\n");                                                            \
-        }                                                                                     \
-    } while (0)
+static SsError err;
 
 /* A CUDA call that must work: on failure, report and stop. */
 #define MUST(call)                                                                            \
